@@ -1,0 +1,104 @@
+"""The event log: a transactional outbox in PostgreSQL with a gap-free, commit-ordered sequence.
+
+Writers call :func:`append_events` as the LAST statement group of the transaction that makes the
+data change: it takes the ``event_head`` row lock, so concurrent writers commit in sequence
+order and a reader that sees sequence N has already seen every sequence below N. The NATS relay
+and ``StreamEvents`` both read from here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from processor.db import Connection
+
+
+@dataclass(frozen=True, slots=True)
+class NewEvent:
+    """An event to append: its subject, protobuf type name and serialized payload."""
+
+    symbol: str
+    subject: str
+    type_name: str
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class LoggedEvent:
+    """An event as stored, with its sequence."""
+
+    seq: int
+    symbol: str
+    subject: str
+    type_name: str
+    payload: bytes
+    created_ms: int
+
+
+async def append_events(conn: Connection, events: Sequence[NewEvent]) -> int:
+    """Append ``events`` in order inside the caller's transaction; return the new head sequence.
+
+    Call it last in the transaction: the head row stays locked until commit.
+    """
+    cur = conn.cursor()
+    if not events:
+        await cur.execute("SELECT seq FROM event_head")
+        row = await cur.fetchone()
+        assert row is not None
+        return int(row[0])
+    await cur.execute("UPDATE event_head SET seq = seq + %s RETURNING seq", (len(events),))
+    row = await cur.fetchone()
+    assert row is not None
+    head = int(row[0])
+    first = head - len(events) + 1
+    async with cur.copy("COPY events (seq, symbol, subject, type, payload) FROM STDIN") as copy:
+        for offset, event in enumerate(events):
+            await copy.write_row(
+                (first + offset, event.symbol, event.subject, event.type_name, event.payload)
+            )
+    return head
+
+
+async def head_sequence(conn: Connection) -> int:
+    """The sequence of the newest committed event (0 when none)."""
+    cur = await conn.execute("SELECT seq FROM event_head")
+    row = await cur.fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+async def read_events(
+    conn: Connection,
+    *,
+    from_seq: int,
+    symbols: Sequence[str],
+    limit: int,
+) -> list[LoggedEvent]:
+    """Up to ``limit`` events with ``seq >= from_seq`` in sequence order, for ``symbols``
+    (all symbols when empty)."""
+    if symbols:
+        cur = await conn.execute(
+            "SELECT seq, symbol, subject, type, payload,"
+            " (extract(epoch FROM created_at) * 1000)::bigint"
+            " FROM events WHERE seq >= %s AND symbol = ANY(%s) ORDER BY seq LIMIT %s",
+            (from_seq, list(symbols), limit),
+        )
+    else:
+        cur = await conn.execute(
+            "SELECT seq, symbol, subject, type, payload,"
+            " (extract(epoch FROM created_at) * 1000)::bigint"
+            " FROM events WHERE seq >= %s ORDER BY seq LIMIT %s",
+            (from_seq, limit),
+        )
+    return [
+        LoggedEvent(int(s), str(sym), str(subj), str(t), bytes(p), int(c))
+        for s, sym, subj, t, p, c in await cur.fetchall()
+    ]
+
+
+async def earliest_sequence(conn: Connection) -> int | None:
+    """The oldest retained sequence, or None when the log is empty."""
+    cur = await conn.execute("SELECT min(seq) FROM events")
+    row = await cur.fetchone()
+    return None if row is None or row[0] is None else int(row[0])

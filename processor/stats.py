@@ -1,0 +1,27 @@
+"""The processor's counters, shared by ingest, reconciliation and the relay; read by
+GetProcessorStats and logged."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+
+@dataclass(slots=True)
+class ProcessorCounters:
+    """Monotonic counters since start (single event loop: plain ints are safe)."""
+
+    frames_received: int = 0
+    trades_ingested: int = 0
+    duplicates_dropped: int = 0
+    frames_quarantined: int = 0
+    connections: int = 0
+    gaps_recorded: int = 0
+    windows_verified: int = 0
+    corrections_inserted: int = 0
+    corrections_updated: int = 0
+    corrections_deleted: int = 0
+    events_published: int = 0
+
+    def snapshot(self) -> dict[str, int]:
+        """A copy of every counter by name."""
+        return asdict(self)

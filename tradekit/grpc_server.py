@@ -1,0 +1,145 @@
+"""The asyncio gRPC server every service runs: health, reflection, graceful shutdown.
+
+    async with GrpcServer(name="proxy", host="127.0.0.1", port=0, grace_s=5.0,
+                          services=[ProxyRegistration(...)]) as server:
+        await wait_for_shutdown_signal()
+    # leaving the block: health NOT_SERVING, in-flight RPCs get the grace period, then stop
+
+A port that is already in use is a startup error (``SO_REUSEPORT`` is disabled), never a
+silent second server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+
+import grpc
+from grpc_health.v1 import _async as health_aio
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from tradekit.logs import event_logger
+
+log = event_logger("tradekit.grpc")
+
+
+class PortInUseError(RuntimeError):
+    """The gRPC server could not bind its address."""
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceRegistration:
+    """One gRPC service to serve: its full name and the function that adds it to a server."""
+
+    full_name: str
+    add_to_server: Callable[[grpc.aio.Server], None]
+
+
+class GrpcServer:
+    """A started ``grpc.aio`` server with health and reflection; an async context manager."""
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        host: str,
+        port: int,
+        grace_s: float,
+        services: Sequence[ServiceRegistration],
+        max_concurrent_streams: int = 2000,
+    ) -> None:
+        self.name = name
+        self._address = f"{host}:{port}"
+        self._host = host
+        self._grace_s = grace_s
+        self._services = tuple(services)
+        self._health = health_aio.HealthServicer()
+        #: Set when shutdown begins; long-lived streams watch it and finish early.
+        self.stopping = asyncio.Event()
+        self._server = grpc.aio.server(
+            options=[
+                ("grpc.so_reuseport", 0),
+                ("grpc.max_concurrent_streams", max_concurrent_streams),
+                ("grpc.keepalive_permit_without_calls", 1),
+                ("grpc.http2.min_ping_interval_without_data_ms", 5000),
+            ]
+        )
+        self._stopped = False
+        self.port = 0
+
+    @property
+    def address(self) -> str:
+        """``host:port`` the server listens on."""
+        return f"{self._host}:{self.port}"
+
+    async def start(self) -> None:
+        """Register services, bind, start and report SERVING."""
+        for service in self._services:
+            service.add_to_server(self._server)
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
+        names = [s.full_name for s in self._services]
+        reflection.enable_server_reflection(
+            [*names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+             reflection.SERVICE_NAME],
+            self._server,
+        )
+        try:
+            self.port = self._server.add_insecure_port(self._address)
+        except RuntimeError as exc:
+            raise PortInUseError(f"cannot listen on {self._address}: {exc}") from exc
+        if self.port == 0:
+            raise PortInUseError(f"cannot listen on {self._address}: address in use?")
+        await self._server.start()
+        for service_name in ["", *names]:
+            await self._health.set(service_name, health_pb2.HealthCheckResponse.SERVING)
+        log.info("serving", service=self.name, address=self.address)
+
+    async def stop(self) -> None:
+        """Report NOT_SERVING, let in-flight RPCs finish within the grace period, stop.
+
+        Idempotent.
+        """
+        if self._stopped:
+            return
+        self._stopped = True
+        self.stopping.set()
+        await self._health.enter_graceful_shutdown()
+        log.info("stopping", service=self.name, grace_s=self._grace_s)
+        await self._server.stop(self._grace_s)
+        log.info("stopped", service=self.name)
+
+    async def __aenter__(self) -> GrpcServer:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+
+async def wait_for_shutdown_signal() -> signal.Signals:
+    """Wait for SIGTERM or SIGINT and return which one arrived."""
+    loop = asyncio.get_running_loop()
+    received: asyncio.Future[signal.Signals] = loop.create_future()
+
+    def on_signal(sig: signal.Signals) -> None:
+        if not received.done():
+            received.set_result(sig)
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, on_signal, sig)
+    try:
+        sig = await received
+    finally:
+        for sig_to_remove in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig_to_remove)
+    log.info("signal_received", signal=sig.name)
+    return sig

@@ -1,0 +1,100 @@
+"""Conversion between the domain model and the shared protobuf messages.
+
+Only gRPC layers call these. Every ``*_from_proto`` validates and raises :class:`WireError`
+with a message that names the field and says what to change.
+"""
+
+from __future__ import annotations
+
+from google.protobuf.duration_pb2 import Duration
+from google.protobuf.timestamp_pb2 import Timestamp
+from trading.v1 import trade_pb2
+
+from tradekit.domain import DomainError, TimeWindow, Trade, check_symbol
+from tradekit.money import InvalidDecimal, parse_positive, to_text
+
+_NANOS_PER_MS = 1_000_000
+
+
+class WireError(DomainError):
+    """A protobuf message field that cannot be accepted."""
+
+
+def ms_from_timestamp(ts: Timestamp, *, field: str) -> int:
+    """Milliseconds since the epoch of ``ts``, which must be a whole millisecond."""
+    if ts.nanos % _NANOS_PER_MS:
+        raise WireError(f"{field} must be a whole millisecond (nanos a multiple of 1000000)")
+    return ts.seconds * 1000 + ts.nanos // _NANOS_PER_MS
+
+
+def timestamp_from_ms(ms: int) -> Timestamp:
+    """A Timestamp for ``ms`` milliseconds since the epoch."""
+    seconds, millis = divmod(ms, 1000)
+    return Timestamp(seconds=seconds, nanos=millis * _NANOS_PER_MS)
+
+
+def ms_from_duration(d: Duration, *, field: str) -> int:
+    """Milliseconds in ``d``, which must be a whole number of milliseconds."""
+    if d.nanos % _NANOS_PER_MS:
+        raise WireError(f"{field} must be a whole number of milliseconds")
+    return d.seconds * 1000 + d.nanos // _NANOS_PER_MS
+
+
+def duration_from_ms(ms: int) -> Duration:
+    """A Duration of ``ms`` milliseconds."""
+    seconds, millis = divmod(ms, 1000)
+    return Duration(seconds=seconds, nanos=millis * _NANOS_PER_MS)
+
+
+def symbol_from_proto(symbol: str) -> str:
+    """Validate a symbol from a request."""
+    if not symbol:
+        raise WireError("symbol is required, for example 'BTC'")
+    try:
+        return check_symbol(symbol)
+    except DomainError as exc:
+        raise WireError(str(exc)) from None
+
+
+def window_from_fields(start: Timestamp, end: Timestamp) -> TimeWindow:
+    """A TimeWindow from request fields start_time and end_time."""
+    start_ms = ms_from_timestamp(start, field="start_time")
+    end_ms = ms_from_timestamp(end, field="end_time")
+    if end_ms <= start_ms:
+        raise WireError(
+            f"end_time must be after start_time (got start_time={start_ms} ms, "
+            f"end_time={end_ms} ms since the epoch)"
+        )
+    return TimeWindow(start_ms, end_ms)
+
+
+def window_to_proto(window: TimeWindow) -> trade_pb2.TimeWindow:
+    """The protobuf form of a TimeWindow."""
+    return trade_pb2.TimeWindow(
+        start_time=timestamp_from_ms(window.start_ms), end_time=timestamp_from_ms(window.end_ms)
+    )
+
+
+def trade_to_proto(trade: Trade) -> trade_pb2.Trade:
+    """The protobuf form of a Trade."""
+    return trade_pb2.Trade(
+        symbol=trade.symbol,
+        trade_id=trade.trade_id,
+        time=timestamp_from_ms(trade.ts_ms),
+        price=to_text(trade.price),
+        quantity=to_text(trade.quantity),
+    )
+
+
+def trade_from_proto(msg: trade_pb2.Trade) -> Trade:
+    """A validated Trade from its protobuf form."""
+    try:
+        return Trade(
+            symbol=symbol_from_proto(msg.symbol),
+            trade_id=msg.trade_id,
+            ts_ms=ms_from_timestamp(msg.time, field="time"),
+            price=parse_positive(msg.price, field="price"),
+            quantity=parse_positive(msg.quantity, field="quantity"),
+        )
+    except InvalidDecimal as exc:
+        raise WireError(str(exc)) from None
