@@ -13,6 +13,9 @@ from dataclasses import dataclass
 
 from processor.db import Connection
 
+#: PostgreSQL channel notified (on commit) with the new head sequence after every append.
+NOTIFY_CHANNEL = "trading_events"
+
 
 @dataclass(frozen=True, slots=True)
 class NewEvent:
@@ -57,6 +60,7 @@ async def append_events(conn: Connection, events: Sequence[NewEvent]) -> int:
             await copy.write_row(
                 (first + offset, event.symbol, event.subject, event.type_name, event.payload)
             )
+    await cur.execute("SELECT pg_notify(%s, %s)", (NOTIFY_CHANNEL, str(head)))
     return head
 
 
@@ -74,23 +78,19 @@ async def read_events(
     from_seq: int,
     symbols: Sequence[str],
     limit: int,
+    through_seq: int | None = None,
 ) -> list[LoggedEvent]:
-    """Up to ``limit`` events with ``seq >= from_seq`` in sequence order, for ``symbols``
-    (all symbols when empty)."""
-    if symbols:
-        cur = await conn.execute(
-            "SELECT seq, symbol, subject, type, payload,"
-            " (extract(epoch FROM created_at) * 1000)::bigint"
-            " FROM events WHERE seq >= %s AND symbol = ANY(%s) ORDER BY seq LIMIT %s",
-            (from_seq, list(symbols), limit),
-        )
-    else:
-        cur = await conn.execute(
-            "SELECT seq, symbol, subject, type, payload,"
-            " (extract(epoch FROM created_at) * 1000)::bigint"
-            " FROM events WHERE seq >= %s ORDER BY seq LIMIT %s",
-            (from_seq, limit),
-        )
+    """Up to ``limit`` events with ``from_seq <= seq <= through_seq`` in sequence order, for
+    ``symbols`` (all symbols when empty)."""
+    upper = through_seq if through_seq is not None else 2**63 - 1
+    cur = await conn.execute(
+        "SELECT seq, symbol, subject, type, payload,"
+        " (extract(epoch FROM created_at) * 1000)::bigint"
+        " FROM events WHERE seq >= %s AND seq <= %s"
+        " AND (cardinality(%s::text[]) = 0 OR symbol = ANY(%s::text[]))"
+        " ORDER BY seq LIMIT %s",
+        (from_seq, upper, list(symbols), list(symbols), limit),
+    )
     return [
         LoggedEvent(int(s), str(sym), str(subj), str(t), bytes(p), int(c))
         for s, sym, subj, t, p, c in await cur.fetchall()

@@ -20,9 +20,9 @@ from types import TracebackType
 import grpc
 from grpc_health.v1 import _async as health_aio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 
 from tradekit.logs import event_logger
+from tradekit.reflection import enable_documented_reflection
 
 log = event_logger("tradekit.grpc")
 
@@ -82,11 +82,7 @@ class GrpcServer:
             service.add_to_server(self._server)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
         names = [s.full_name for s in self._services]
-        reflection.enable_server_reflection(
-            [*names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-             reflection.SERVICE_NAME],
-            self._server,
-        )
+        enable_documented_reflection(names, self._server)
         try:
             self.port = self._server.add_insecure_port(self._address)
         except RuntimeError as exc:

@@ -1,9 +1,9 @@
 """Structured logs: one line per event, ``key=value`` pairs, values quoted when needed.
 
-    log = event_logger("processor.ingest")
-    log.info("window_verified", symbol="BTC", trades=812, changes=3)
-    # ts=2026-11-23T20:31:02.123Z level=info logger=processor.ingest
-    #   event=window_verified symbol=BTC trades=812 changes=3   (one line)
+log = event_logger("processor.ingest")
+log.info("window_verified", symbol="BTC", trades=812, changes=3)
+# ts=2026-11-23T20:31:02.123Z level=info logger=processor.ingest
+#   event=window_verified symbol=BTC trades=812 changes=3   (one line)
 """
 
 from __future__ import annotations

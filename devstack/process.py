@@ -1,0 +1,86 @@
+"""Child-process plumbing shared by the embedded servers: errors, log tails, stopping."""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import os
+import signal
+import subprocess
+import threading
+from pathlib import Path
+from typing import Protocol
+
+LOG_TAIL_LINES = 40
+
+
+class EmbeddedServerError(RuntimeError):
+    """An embedded server could not be set up, started or stopped; the message has its log tail."""
+
+
+def log_tail(path: Path, since: int = 0, lines: int = LOG_TAIL_LINES) -> str:
+    """Return the last ``lines`` lines written to ``path`` after byte offset ``since``."""
+    try:
+        with path.open("rb") as log:
+            log.seek(since)
+            text = log.read().decode("utf-8", errors="replace")
+    except OSError as exc:
+        return f"<log {path} unreadable: {exc}>"
+    tail = text.splitlines()[-lines:]
+    return "\n".join(tail) if tail else "<log is empty>"
+
+
+def log_size(path: Path) -> int:
+    """Return the current size of ``path`` in bytes (0 if it does not exist yet)."""
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
+def stop_process(process: subprocess.Popen[bytes], sig: signal.Signals, timeout: float) -> None:
+    """Send ``sig`` to ``process`` and wait ``timeout`` seconds; then SIGKILL its process group.
+
+    The process must have been started with ``start_new_session=True`` so that killing its
+    group also takes down children it forked (PostgreSQL backends, for instance).
+    """
+    if process.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            process.send_signal(sig)
+        try:
+            process.wait(timeout)
+            return
+        except subprocess.TimeoutExpired:
+            pass
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+
+
+class _Stoppable(Protocol):
+    def stop(self) -> None: ...
+
+
+_running: set[_Stoppable] = set()
+_running_lock = threading.Lock()
+
+
+def track(server: _Stoppable) -> None:
+    """Remember a started server so it is stopped at interpreter exit if nobody else does."""
+    with _running_lock:
+        _running.add(server)
+
+
+def untrack(server: _Stoppable) -> None:
+    """Forget a server that has been stopped."""
+    with _running_lock:
+        _running.discard(server)
+
+
+@atexit.register
+def _stop_leftovers() -> None:
+    with _running_lock:
+        leftovers = list(_running)
+    for server in leftovers:
+        with contextlib.suppress(Exception):
+            server.stop()

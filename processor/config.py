@@ -1,0 +1,93 @@
+"""Processor configuration: every environment variable, read once at the entry point."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tradekit.config import Env, Setting
+
+SETTINGS = (
+    Setting("PROCESSOR_HOST", "127.0.0.1", "Interface the gRPC server listens on."),
+    Setting("PROCESSOR_PORT", "50052", "gRPC port (0 picks a free port)."),
+    Setting(
+        "DATABASE_URL",
+        "postgresql://postgres@127.0.0.1:5432/trading",
+        "PostgreSQL or TimescaleDB database the processor owns (migrated at start).",
+    ),
+    Setting("STORAGE_MODE", "auto", "auto, timescale or plain (see Storage modes)."),
+    Setting("NATS_URL", "nats://127.0.0.1:4222", "NATS server with JetStream."),
+    Setting("NATS_STREAM", "TRADING", "JetStream stream holding trading.> events."),
+    Setting("NATS_MAX_AGE", "7d", "How long JetStream keeps events."),
+    Setting(
+        "PROVIDER_WS_URL", "ws://127.0.0.1:8700/stream", "Provider WebSocket feed (all tickers)."
+    ),
+    Setting("PROXY_ADDRESS", "127.0.0.1:50051", "ProxyService gRPC address."),
+    Setting("SYMBOLS", "BTC,ETH,SOL", "Symbols to ingest and reconcile."),
+    Setting("INGEST_BATCH_SIZE", "1000", "Trades per write transaction at most."),
+    Setting("INGEST_FLUSH_INTERVAL", "50ms", "Longest wait before a partial batch is written."),
+    Setting("INGEST_QUEUE_SIZE", "20000", "Frames buffered before the feed waits (backpressure)."),
+    Setting("FEED_STALE_TIMEOUT", "10s", "Reconnect when no valid frame came for this long."),
+    Setting("FEED_BACKOFF_MAX", "10s", "Longest wait between reconnection attempts."),
+    Setting("RECONCILE_INTERVAL", "5s", "How often reconciliation plans new windows."),
+    Setting("RECONCILE_WINDOW", "1m", "Length of one reconciliation window."),
+    Setting(
+        "SETTLE_DELAY", "10s", "Reconcile only up to now minus this (longer than the REST lag)."
+    ),
+    Setting("RECONCILE_CONCURRENCY", "4", "Windows fetched from the proxy at once."),
+    Setting("PROCESSOR_GRACE", "5s", "Grace period for in-flight RPCs on shutdown."),
+    Setting("LOG_LEVEL", "info", "debug, info, warning or error."),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessorConfig:
+    """Everything the processor needs, with the defaults above."""
+
+    host: str
+    port: int
+    database_url: str
+    storage_mode: str
+    nats_url: str
+    nats_stream: str
+    nats_max_age_ms: int
+    provider_ws_url: str
+    proxy_address: str
+    symbols: tuple[str, ...]
+    ingest_batch_size: int
+    ingest_flush_interval_ms: int
+    ingest_queue_size: int
+    feed_stale_timeout_ms: int
+    feed_backoff_max_ms: int
+    reconcile_interval_ms: int
+    reconcile_window_ms: int
+    settle_delay_ms: int
+    reconcile_concurrency: int
+    grace_ms: int
+    log_level: str
+
+    @classmethod
+    def from_env(cls, env: Env) -> ProcessorConfig:
+        """Read and validate every setting."""
+        return cls(
+            host=env.text("PROCESSOR_HOST"),
+            port=env.integer("PROCESSOR_PORT", minimum=0),
+            database_url=env.text("DATABASE_URL"),
+            storage_mode=env.text("STORAGE_MODE"),
+            nats_url=env.text("NATS_URL"),
+            nats_stream=env.text("NATS_STREAM"),
+            nats_max_age_ms=env.duration_ms("NATS_MAX_AGE", minimum=60_000),
+            provider_ws_url=env.text("PROVIDER_WS_URL"),
+            proxy_address=env.text("PROXY_ADDRESS"),
+            symbols=env.csv("SYMBOLS"),
+            ingest_batch_size=env.integer("INGEST_BATCH_SIZE", minimum=1),
+            ingest_flush_interval_ms=env.duration_ms("INGEST_FLUSH_INTERVAL", minimum=1),
+            ingest_queue_size=env.integer("INGEST_QUEUE_SIZE", minimum=1),
+            feed_stale_timeout_ms=env.duration_ms("FEED_STALE_TIMEOUT", minimum=100),
+            feed_backoff_max_ms=env.duration_ms("FEED_BACKOFF_MAX", minimum=10),
+            reconcile_interval_ms=env.duration_ms("RECONCILE_INTERVAL", minimum=10),
+            reconcile_window_ms=env.duration_ms("RECONCILE_WINDOW", minimum=1000),
+            settle_delay_ms=env.duration_ms("SETTLE_DELAY"),
+            reconcile_concurrency=env.integer("RECONCILE_CONCURRENCY", minimum=1),
+            grace_ms=env.duration_ms("PROCESSOR_GRACE"),
+            log_level=env.text("LOG_LEVEL"),
+        )

@@ -1,0 +1,89 @@
+"""Wakes waiters when the event log grows: one LISTEN connection, many in-process waiters.
+
+``append_events`` notifies ``trading_events`` with the new head in the writing transaction, so
+the notification arrives on commit. Waiters also re-check on a timeout, so a missed
+notification only delays, never loses, an event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from types import TracebackType
+
+import psycopg
+
+from processor.db import Connection
+from processor.event_log import NOTIFY_CHANNEL, head_sequence
+from tradekit.logs import event_logger
+
+log = event_logger("processor.head_watch")
+
+
+class HeadWatcher:
+    """Tracks the event log head; an async context manager owning its listener task."""
+
+    def __init__(self, conninfo: str) -> None:
+        self._conninfo = conninfo
+        self._condition = asyncio.Condition()
+        self.head = 0
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> HeadWatcher:
+        conn = await self._connect()
+        self._task = asyncio.create_task(self._listen(conn), name="head-watch")
+        return self
+
+    async def _connect(self) -> Connection:
+        conn: Connection = await psycopg.AsyncConnection.connect(self._conninfo, autocommit=True)
+        await conn.execute(
+            psycopg.sql.SQL("LISTEN {}").format(psycopg.sql.Identifier(NOTIFY_CHANNEL))
+        )
+        await self.advance(await head_sequence(conn))
+        return conn
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+
+    async def _listen(self, conn: Connection) -> None:
+        """Follow notifications; on a lost connection, log, reconnect and re-read the head."""
+        while True:
+            try:
+                async for notify in conn.notifies():
+                    await self.advance(int(notify.payload))
+            except psycopg.OperationalError as exc:
+                log.warning("listen_connection_lost", error=str(exc).strip())
+            finally:
+                await conn.close()
+            while True:
+                await asyncio.sleep(1.0)
+                try:
+                    conn = await self._connect()
+                    break
+                except psycopg.OperationalError as exc:
+                    log.warning("listen_reconnect_failed", error=str(exc).strip())
+
+    async def advance(self, head: int) -> None:
+        """Record that the log reached ``head`` and wake the waiters."""
+        async with self._condition:
+            if head > self.head:
+                self.head = head
+                self._condition.notify_all()
+
+    async def wait_beyond(self, seq: int, patience_s: float) -> bool:
+        """Wait until the head passes ``seq`` or ``patience_s`` seconds pass; True if it passed."""
+        async with self._condition:
+            try:
+                await asyncio.wait_for(
+                    self._condition.wait_for(lambda: self.head > seq), timeout=patience_s
+                )
+            except TimeoutError:
+                return False
+            return True

@@ -1,0 +1,115 @@
+"""Exact money and protobuf conversion in the shared package."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from google.protobuf.timestamp_pb2 import Timestamp
+from hypothesis import given
+from hypothesis import strategies as st
+from trading.v1 import trade_pb2
+
+from tradekit.domain import TimeWindow, Trade
+from tradekit.money import InvalidDecimal, parse_decimal, parse_positive, to_text, vwap_quotient
+from tradekit.wire import (
+    WireError,
+    ms_from_timestamp,
+    symbol_from_proto,
+    timestamp_from_ms,
+    trade_from_proto,
+    trade_to_proto,
+    window_from_fields,
+)
+
+decimals = st.decimals(
+    allow_nan=False,
+    allow_infinity=False,
+    places=8,
+    min_value=Decimal("1e-8"),
+    max_value=Decimal("1e12"),
+)
+
+
+@given(decimals)
+def test_decimal_text_round_trips_exactly(value: Decimal) -> None:
+    """Any finite decimal survives to_text → parse_decimal with the same value and scale."""
+    assert parse_decimal(to_text(value)) == value
+    assert to_text(parse_decimal(to_text(value))) == to_text(value)
+
+
+@pytest.mark.parametrize("text", ["", " 1", "NaN", "Infinity", "-inf", "1,5", "0x10", "abc"])
+def test_bad_decimal_text_is_rejected_with_the_field_name(text: str) -> None:
+    """Malformed, padded or non-finite decimals raise an error naming the field."""
+    with pytest.raises(InvalidDecimal, match="price"):
+        parse_decimal(text, field="price")
+
+
+@pytest.mark.parametrize("text", ["0", "-1", "0.000"])
+def test_prices_must_be_positive(text: str) -> None:
+    """Zero and negative values are not prices or quantities."""
+    with pytest.raises(InvalidDecimal, match="positive"):
+        parse_positive(text, field="price")
+
+
+def test_to_text_never_uses_exponent_notation() -> None:
+    """Values that Decimal would print with an exponent are written out in full."""
+    assert to_text(Decimal("1E+3")) == "1000"
+    assert to_text(Decimal("1E-9")) == "0.000000001"
+
+
+@given(decimals, decimals)
+def test_vwap_quotient_is_half_even_at_30_digits(notional: Decimal, volume: Decimal) -> None:
+    """The quotient equals the exact ratio rounded half-even to 30 significant digits."""
+    result = vwap_quotient(notional, volume)
+    assert len(result.as_tuple().digits) <= 30
+    exact_error = abs(result * volume - notional) / volume
+    assert exact_error <= abs(result) * Decimal("1e-29")
+
+
+def test_vwap_of_empty_volume_is_undefined() -> None:
+    """Dividing by zero volume is refused rather than returning a number."""
+    with pytest.raises(ZeroDivisionError):
+        vwap_quotient(Decimal(0), Decimal(0))
+
+
+@given(st.integers(min_value=0, max_value=4_102_444_800_000))
+def test_timestamp_round_trips_milliseconds(ms: int) -> None:
+    """Milliseconds → Timestamp → milliseconds is the identity."""
+    assert ms_from_timestamp(timestamp_from_ms(ms), field="time") == ms
+
+
+def test_sub_millisecond_timestamps_are_rejected() -> None:
+    """A timestamp with nanoseconds below a millisecond gets a clear error."""
+    with pytest.raises(WireError, match="whole millisecond"):
+        ms_from_timestamp(Timestamp(seconds=1, nanos=1), field="start_time")
+
+
+def test_window_requires_end_after_start() -> None:
+    """An empty or reversed window is rejected with both times in the message."""
+    with pytest.raises(WireError, match="end_time must be after start_time"):
+        window_from_fields(timestamp_from_ms(10), timestamp_from_ms(10))
+    assert window_from_fields(timestamp_from_ms(10), timestamp_from_ms(11)) == TimeWindow(10, 11)
+
+
+@pytest.mark.parametrize("symbol", ["", "btc", "BTC-USD", "X" * 21])
+def test_malformed_symbols_are_rejected(symbol: str) -> None:
+    """Symbols must be 1-20 upper-case letters or digits."""
+    with pytest.raises(WireError, match="symbol"):
+        symbol_from_proto(symbol)
+
+
+def test_trade_round_trips_through_protobuf() -> None:
+    """A trade keeps its exact values through protobuf."""
+    trade = Trade("BTC", 7, 1_684_083_600_123, Decimal("27123.450"), Decimal("0.00000001"))
+    back = trade_from_proto(trade_pb2.Trade.FromString(trade_to_proto(trade).SerializeToString()))
+    assert back == trade
+    assert to_text(back.price) == "27123.450"
+
+
+def test_trade_with_zero_quantity_is_rejected() -> None:
+    """A protobuf trade with a non-positive quantity is refused."""
+    msg = trade_to_proto(Trade("BTC", 7, 1, Decimal("1"), Decimal("1")))
+    msg.quantity = "0"
+    with pytest.raises(WireError, match="quantity"):
+        trade_from_proto(msg)
