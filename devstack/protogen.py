@@ -1,7 +1,7 @@
 """Generate ``gen/`` from ``protos/`` with the pinned grpcio-tools, or check it is fresh.
 
-    python -m devstack.protogen --out gen      # regenerate
-    python -m devstack.protogen --check gen    # exit 1 when gen/ differs from a fresh generation
+python -m devstack.protogen --out gen      # regenerate
+python -m devstack.protogen --check gen    # exit 1 when gen/ differs from a fresh generation
 """
 
 from __future__ import annotations
@@ -57,9 +57,7 @@ def differences(expected: Path, actual: Path) -> list[str]:
 
     def walk(cmp: filecmp.dircmp[str], prefix: str) -> None:
         found.extend(f"{prefix}{name}" for name in cmp.left_only + cmp.right_only)
-        _, mismatch, errors = filecmp.cmpfiles(
-            cmp.left, cmp.right, cmp.common_files, shallow=False
-        )
+        _, mismatch, errors = filecmp.cmpfiles(cmp.left, cmp.right, cmp.common_files, shallow=False)
         found.extend(f"{prefix}{name}" for name in mismatch + errors)
         for name, sub in cmp.subdirs.items():
             walk(sub, f"{prefix}{name}/")

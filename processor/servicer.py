@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import Any
 
 import grpc
 from trading.v1 import processor_pb2, processor_pb2_grpc
@@ -12,8 +13,30 @@ from processor.db import Pool
 from processor.event_stream import follow_events
 from processor.events import wrap_event
 from processor.head_watch import HeadWatcher
+from processor.reconcile.errors import (
+    ProviderUnknownSymbol,
+    RangeNotSettled,
+    RangeTooLarge,
+    ReconcileError,
+    WindowRejected,
+)
+from processor.reconcile.scheduler import Reconciler
 from processor.stats import ProcessorCounters
-from tradekit.wire import WireError, symbol_from_proto
+from tradekit.domain import TimeWindow
+from tradekit.wire import (
+    WireError,
+    symbol_from_proto,
+    timestamp_from_ms,
+    window_from_fields,
+    window_to_proto,
+)
+
+_STATES = {
+    "live": processor_pb2.WINDOW_STATE_LIVE,
+    "gap": processor_pb2.WINDOW_STATE_GAP,
+    "pending": processor_pb2.WINDOW_STATE_PENDING,
+    "verified": processor_pb2.WINDOW_STATE_VERIFIED,
+}
 
 
 class ProcessorServicer(processor_pb2_grpc.ProcessorServiceServicer):
@@ -26,7 +49,9 @@ class ProcessorServicer(processor_pb2_grpc.ProcessorServiceServicer):
         watcher: HeadWatcher,
         counters: ProcessorCounters,
         stopping: asyncio.Event,
+        reconciler: Reconciler,
     ) -> None:
+        self._reconciler = reconciler
         self._pool = pool
         self._watcher = watcher
         self._counters = counters
@@ -66,3 +91,68 @@ class ProcessorServicer(processor_pb2_grpc.ProcessorServiceServicer):
     ) -> processor_pb2.GetProcessorStatsResponse:
         """Counters since start."""
         return processor_pb2.GetProcessorStatsResponse(**self._counters.snapshot())
+
+    async def GetCoverage(
+        self,
+        request: processor_pb2.GetCoverageRequest,
+        context: grpc.aio.ServicerContext[
+            processor_pb2.GetCoverageRequest, processor_pb2.GetCoverageResponse
+        ],
+    ) -> processor_pb2.GetCoverageResponse:
+        """The ledger's windows overlapping a range."""
+        symbol, window = await _symbol_and_window(request, context)
+        entries, verified_until = await self._reconciler.coverage(symbol, window)
+        response = processor_pb2.GetCoverageResponse(
+            windows=[
+                processor_pb2.CoverageWindow(
+                    symbol=e.symbol,
+                    window=window_to_proto(TimeWindow(e.start_ms, e.end_ms)),
+                    state=_STATES[e.state],
+                    trade_count=e.trade_count,
+                    change_count=e.change_count,
+                    updated_time=timestamp_from_ms(e.updated_ms),
+                )
+                for e in entries
+            ]
+        )
+        if verified_until is not None:
+            response.verified_until.CopyFrom(timestamp_from_ms(verified_until))
+        return response
+
+    async def Backfill(
+        self,
+        request: processor_pb2.BackfillRequest,
+        context: grpc.aio.ServicerContext[
+            processor_pb2.BackfillRequest, processor_pb2.BackfillResponse
+        ],
+    ) -> AsyncIterator[processor_pb2.BackfillResponse]:
+        """Reconcile a historic range now, one progress message per window."""
+        symbol, window = await _symbol_and_window(request, context)
+        try:
+            async for progress in self._reconciler.backfill(symbol, window):
+                yield processor_pb2.BackfillResponse(
+                    windows_total=progress.windows_total,
+                    windows_done=progress.windows_done,
+                    window=window_to_proto(progress.window),
+                    trade_count=progress.trade_count,
+                    change_count=progress.change_count,
+                    complete=progress.complete,
+                )
+        except ProviderUnknownSymbol as exc:
+            await context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
+        except (RangeNotSettled, RangeTooLarge, WindowRejected) as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        except ReconcileError as exc:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, f"{exc}; retry the backfill")
+
+
+async def _symbol_and_window(
+    request: processor_pb2.GetCoverageRequest | processor_pb2.BackfillRequest,
+    context: grpc.aio.ServicerContext[Any, Any],
+) -> tuple[str, TimeWindow]:
+    try:
+        return symbol_from_proto(request.symbol), window_from_fields(
+            request.start_time, request.end_time
+        )
+    except WireError as exc:
+        await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))

@@ -1,0 +1,41 @@
+"""PGlite (PostgreSQL 17 in WASM) + TimescaleDB 2.23 bridge for tests; see bridge.py."""
+
+from devstack.pglite.bridge import (
+    NODE_MODULES,
+    PACKAGE_NAME,
+    PACKAGE_VERSION,
+    PGLITE_DIR,
+    RUNNER,
+    TEMPLATE_CACHE,
+    PgliteBridgeError,
+    PgliteError,
+    PgliteTimescale,
+    PgliteUnavailable,
+    Result,
+    Row,
+    available,
+    ensure_installed,
+    is_installed,
+    node_executable,
+    unavailable_reason,
+)
+
+__all__ = [
+    "NODE_MODULES",
+    "PACKAGE_NAME",
+    "PACKAGE_VERSION",
+    "PGLITE_DIR",
+    "RUNNER",
+    "TEMPLATE_CACHE",
+    "PgliteBridgeError",
+    "PgliteError",
+    "PgliteTimescale",
+    "PgliteUnavailable",
+    "Result",
+    "Row",
+    "available",
+    "ensure_installed",
+    "is_installed",
+    "node_executable",
+    "unavailable_reason",
+]

@@ -1,0 +1,124 @@
+"""Wiring of the processor: storage, event log watcher, NATS relay, ingest, reconciliation
+and the gRPC server, each an async context manager closed in reverse order."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import grpc
+from trading.v1 import processor_pb2, processor_pb2_grpc
+
+from processor.config import ProcessorConfig
+from processor.db import Pool, open_pool
+from processor.head_watch import HeadWatcher
+from processor.ingest.config import IngestConfig
+from processor.ingest.service import IngestService
+from processor.reconcile.config import ReconcileConfig
+from processor.reconcile.scheduler import Reconciler
+from processor.relay import NatsRelay
+from processor.schema import StorageMode, migrate
+from processor.servicer import ProcessorServicer
+from processor.stats import ProcessorCounters
+from tradekit.grpc_server import GrpcServer, ServiceRegistration
+from tradekit.logs import event_logger
+
+log = event_logger("processor")
+
+SERVICE_NAME = processor_pb2.DESCRIPTOR.services_by_name["ProcessorService"].full_name
+
+
+@dataclass(frozen=True, slots=True)
+class RunningProcessor:
+    """Handles of a running processor, for the entry point and tests."""
+
+    address: str
+    pool: Pool
+    counters: ProcessorCounters
+    mode: StorageMode
+    server: GrpcServer
+
+
+def ingest_config(config: ProcessorConfig) -> IngestConfig:
+    """The ingest settings from the processor's configuration."""
+    return IngestConfig(
+        batch_size=config.ingest_batch_size,
+        flush_interval_ms=config.ingest_flush_interval_ms,
+        queue_size=config.ingest_queue_size,
+        stale_timeout_ms=config.feed_stale_timeout_ms,
+        backoff_max_ms=config.feed_backoff_max_ms,
+    )
+
+
+def reconcile_config(config: ProcessorConfig) -> ReconcileConfig:
+    """The reconciliation settings from the processor's configuration."""
+    return ReconcileConfig(
+        window_ms=config.reconcile_window_ms,
+        settle_ms=config.settle_delay_ms,
+        interval_ms=config.reconcile_interval_ms,
+        concurrency=config.reconcile_concurrency,
+    )
+
+
+@contextlib.asynccontextmanager
+async def run_processor(config: ProcessorConfig) -> AsyncIterator[RunningProcessor]:
+    """Run the whole processor until the block exits."""
+    mode = await migrate(config.database_url, config.storage_mode)
+    log.info("storage_ready", mode=mode.value)
+    counters = ProcessorCounters()
+    async with contextlib.AsyncExitStack() as stack:
+        pool = await stack.enter_async_context(open_pool(config.database_url, max_size=12))
+        watcher = await stack.enter_async_context(HeadWatcher(config.database_url))
+        await stack.enter_async_context(
+            NatsRelay(
+                pool=pool,
+                nats_url=config.nats_url,
+                stream=config.nats_stream,
+                watcher=watcher,
+                counters=counters,
+                max_age_s=config.nats_max_age_ms / 1000,
+            )
+        )
+        reconciler = await stack.enter_async_context(
+            Reconciler(
+                pool=pool,
+                proxy_address=config.proxy_address,
+                symbols=config.symbols,
+                counters=counters,
+                config=reconcile_config(config),
+                storage_mode_timescale=mode is StorageMode.TIMESCALE,
+            )
+        )
+        await stack.enter_async_context(
+            IngestService(
+                pool=pool,
+                ws_url=config.provider_ws_url,
+                symbols=config.symbols,
+                counters=counters,
+                config=ingest_config(config),
+            )
+        )
+        servicer: ProcessorServicer | None = None
+
+        def register(server: grpc.aio.Server) -> None:
+            processor_pb2_grpc.add_ProcessorServiceServicer_to_server(  # type: ignore[no-untyped-call]
+                servicer, server
+            )
+
+        server = GrpcServer(
+            name="processor",
+            host=config.host,
+            port=config.port,
+            grace_s=config.grace_ms / 1000,
+            services=[ServiceRegistration(SERVICE_NAME, register)],
+        )
+        servicer = ProcessorServicer(
+            pool=pool,
+            watcher=watcher,
+            counters=counters,
+            stopping=server.stopping,
+            reconciler=reconciler,
+        )
+        await stack.enter_async_context(server)
+        yield RunningProcessor(server.address, pool, counters, mode, server)

@@ -1,0 +1,164 @@
+"""SQL of the ingest: one transaction per batch, the dedup seed and the restart gap anchor.
+
+A batch transaction inserts the new trades (``source='ws'``, ``verified=false``) skipping any
+``(symbol, trade_id)`` already stored and any trade older than its symbol's ``verified_until``
+(that range already equals REST, the source of truth; a late frame must not reopen it), the
+quarantined frames and the feed gaps, then appends exactly one ``TradeEvent`` per trade really
+inserted, last, as :func:`append_events` requires.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from processor.db import Connection
+from processor.event_log import append_events
+from processor.events import trade_event
+from processor.ingest.records import Gap, Quarantined, Received
+from processor.trade_lock import lock_symbol_trades
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+INSERT_TRADES_SQL = """
+INSERT INTO trades (symbol, trade_id, ts, price, quantity, source, verified, received_at)
+SELECT i.symbol, i.trade_id, i.ts, i.price, i.quantity, 'ws', false, i.received_at
+FROM unnest(%s::text[], %s::bigint[], %s::timestamptz[], %s::numeric[], %s::numeric[],
+            %s::timestamptz[]) AS i(symbol, trade_id, ts, price, quantity, received_at)
+WHERE NOT EXISTS (
+    SELECT 1 FROM trades t WHERE t.symbol = i.symbol AND t.trade_id = i.trade_id
+)
+AND NOT EXISTS (
+    SELECT 1 FROM symbols v WHERE v.symbol = i.symbol AND i.ts < v.verified_until
+)
+ON CONFLICT DO NOTHING
+RETURNING symbol, trade_id
+"""
+
+INSERT_QUARANTINE_SQL = """
+INSERT INTO quarantine (received_at, payload, error)
+SELECT * FROM unnest(%s::timestamptz[], %s::text[], %s::text[])
+"""
+
+INSERT_GAPS_SQL = """
+INSERT INTO feed_gaps (start_ts, end_ts, reason)
+SELECT * FROM unnest(%s::timestamptz[], %s::timestamptz[], %s::text[])
+"""
+
+NEWEST_IDS_SQL = """
+SELECT trade_id FROM trades WHERE symbol = %s ORDER BY ts DESC, trade_id DESC LIMIT %s
+"""
+
+NEWEST_WS_TRADE_SQL = """
+SELECT ts, received_at FROM trades
+WHERE symbol = %s AND source = 'ws' ORDER BY ts DESC, trade_id DESC LIMIT 1
+"""
+
+
+def datetime_from_ms(ms: int) -> datetime:
+    """The UTC instant ``ms`` milliseconds after the epoch (exact, no float)."""
+    return EPOCH + timedelta(milliseconds=ms)
+
+
+def ms_from_datetime(value: datetime) -> int:
+    """Epoch milliseconds of an aware datetime (exact, truncated to the millisecond)."""
+    return (value - EPOCH) // timedelta(milliseconds=1)
+
+
+@dataclass(frozen=True, slots=True)
+class BatchResult:
+    """What one committed batch changed."""
+
+    inserted: list[Received]
+    conflicts: int
+    quarantined: int
+    gaps: int
+
+
+def unique_trades(received: Sequence[Received]) -> tuple[list[Received], int]:
+    """The first of each ``(symbol, trade_id)`` in ``received``, and how many were dropped."""
+    seen: set[tuple[str, int]] = set()
+    unique: list[Received] = []
+    for item in received:
+        key = (item.trade.symbol, item.trade.trade_id)
+        if key not in seen:
+            seen.add(key)
+            unique.append(item)
+    return unique, len(received) - len(unique)
+
+
+async def write_batch(
+    conn: Connection,
+    received: Sequence[Received],
+    quarantined: Sequence[Quarantined],
+    gaps: Sequence[Gap],
+) -> BatchResult:
+    """Write one batch in one transaction; every trade really inserted gets one event."""
+    trades, repeated = unique_trades(received)
+    inserted: list[Received] = []
+    async with conn.transaction():
+        cur = conn.cursor()
+        if trades:
+            await lock_symbol_trades(conn, {item.trade.symbol for item in trades})
+            await cur.execute(
+                INSERT_TRADES_SQL,
+                (
+                    [item.trade.symbol for item in trades],
+                    [item.trade.trade_id for item in trades],
+                    [datetime_from_ms(item.trade.ts_ms) for item in trades],
+                    [item.trade.price for item in trades],
+                    [item.trade.quantity for item in trades],
+                    [datetime_from_ms(item.received_ms) for item in trades],
+                ),
+            )
+            keys = {(str(symbol), int(trade_id)) for symbol, trade_id in await cur.fetchall()}
+            inserted = [t for t in trades if (t.trade.symbol, t.trade.trade_id) in keys]
+        if quarantined:
+            await cur.execute(
+                INSERT_QUARANTINE_SQL,
+                (
+                    [datetime_from_ms(q.received_ms) for q in quarantined],
+                    [q.payload for q in quarantined],
+                    [q.error for q in quarantined],
+                ),
+            )
+        if gaps:
+            await cur.execute(
+                INSERT_GAPS_SQL,
+                (
+                    [datetime_from_ms(g.start_ms) for g in gaps],
+                    [datetime_from_ms(g.end_ms) for g in gaps],
+                    [g.reason for g in gaps],
+                ),
+            )
+        if inserted:
+            await append_events(conn, [trade_event(t.trade, t.received_ms) for t in inserted])
+    return BatchResult(
+        inserted=inserted,
+        conflicts=repeated + len(trades) - len(inserted),
+        quarantined=len(quarantined),
+        gaps=len(gaps),
+    )
+
+
+async def newest_trade_ids(conn: Connection, symbol: str, limit: int) -> list[int]:
+    """Up to ``limit`` ids of the newest stored trades of ``symbol``, oldest first."""
+    cur = await conn.execute(NEWEST_IDS_SQL, (symbol, limit))
+    return [int(row[0]) for row in reversed(await cur.fetchall())]
+
+
+async def newest_ws_trade_ms(conn: Connection, symbols: Sequence[str]) -> int | None:
+    """When the newest stored feed trade was made or received, whichever is earlier, taken over
+    the symbols' newest trades (the latest of them); None when the feed never stored one."""
+    newest: int | None = None
+    for symbol in symbols:
+        cur = await conn.execute(NEWEST_WS_TRADE_SQL, (symbol,))
+        row = await cur.fetchone()
+        if row is None:
+            continue
+        ts: datetime = row[0]
+        received_at: datetime = row[1]
+        moment = min(ms_from_datetime(ts), ms_from_datetime(received_at))
+        newest = moment if newest is None else max(newest, moment)
+    return newest

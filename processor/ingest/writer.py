@@ -1,0 +1,165 @@
+"""Batched, bounded writes of feed records.
+
+The feed puts records in an ``asyncio.Queue(maxsize=queue_size)`` and waits when it is full;
+:meth:`BatchWriter.run` takes up to ``batch_size`` records or whatever arrived within
+``flush_interval_ms`` of the first one and commits them in one transaction
+(:func:`processor.ingest.storage.write_batch`). A batch the database cannot reach is retried
+with backoff (the queue fills, the feed waits). A batch the database refuses for its content is
+written record by record, and a trade it still refuses is quarantined with the database error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Sequence
+
+import psycopg
+
+from processor.db import Pool
+from processor.ingest.backoff import Backoff
+from processor.ingest.records import Gap, Quarantined, Received, Record
+from processor.ingest.storage import BatchResult, write_batch
+from processor.stats import ProcessorCounters
+from tradekit.logs import event_logger
+from tradekit.money import to_text
+
+log = event_logger("processor.ingest.writer")
+
+
+def _split(batch: Sequence[Record]) -> tuple[list[Received], list[Quarantined], list[Gap]]:
+    received: list[Received] = []
+    quarantined: list[Quarantined] = []
+    gaps: list[Gap] = []
+    for record in batch:
+        if isinstance(record, Received):
+            received.append(record)
+        elif isinstance(record, Quarantined):
+            quarantined.append(record)
+        else:
+            gaps.append(record)
+    return received, quarantined, gaps
+
+
+def _as_text(item: Received) -> str:
+    t = item.trade
+    return (
+        f'{{"ticker": "{t.symbol}", "ts": {t.ts_ms}, "tradeId": {t.trade_id}, '
+        f'"price": "{to_text(t.price)}", "quantity": "{to_text(t.quantity)}"}}'
+    )
+
+
+class BatchWriter:
+    """Owns the bounded queue and writes its records in batches."""
+
+    def __init__(
+        self,
+        pool: Pool,
+        counters: ProcessorCounters,
+        *,
+        batch_size: int,
+        flush_interval_ms: int,
+        queue_size: int,
+        retry_max_ms: int = 5_000,
+    ) -> None:
+        self._pool = pool
+        self._counters = counters
+        self._batch_size = batch_size
+        self._interval_s = flush_interval_ms / 1000
+        self._queue: asyncio.Queue[Record] = asyncio.Queue(maxsize=queue_size)
+        self._retry = Backoff(
+            initial_s=min(0.05, retry_max_ms / 1000),
+            maximum_s=retry_max_ms / 1000,
+            rng=random.Random(),
+        )
+        self.batches_written = 0
+
+    @property
+    def queued(self) -> int:
+        """Records waiting in the queue (never more than ``queue_size``)."""
+        return self._queue.qsize()
+
+    @property
+    def queue_size(self) -> int:
+        """Capacity of the queue."""
+        return self._queue.maxsize
+
+    async def put(self, record: Record) -> None:
+        """Queue ``record``; waits while the queue is full."""
+        await self._queue.put(record)
+
+    async def flush(self) -> None:
+        """Return once every record queued so far is committed (or definitively refused)."""
+        await self._queue.join()
+
+    async def run(self) -> None:
+        """Write batches until cancelled."""
+        queue = self._queue
+        loop = asyncio.get_running_loop()
+        while True:
+            batch: list[Record] = [await queue.get()]
+            deadline = loop.time() + self._interval_s
+            while len(batch) < self._batch_size:
+                try:
+                    batch.append(queue.get_nowait())
+                    continue
+                except asyncio.QueueEmpty:
+                    pass
+                if loop.time() >= deadline:
+                    break
+                try:
+                    async with asyncio.timeout_at(deadline):
+                        batch.append(await queue.get())
+                except TimeoutError:
+                    break
+            try:
+                await self._commit(batch)
+            finally:
+                for _ in batch:
+                    queue.task_done()
+
+    async def _commit(self, batch: Sequence[Record]) -> None:
+        try:
+            await self._write(batch)
+        except psycopg.Error as exc:
+            log.error("batch_refused", records=len(batch), error=str(exc).strip())
+            for record in batch:
+                await self._commit_alone(record)
+
+    async def _commit_alone(self, record: Record) -> None:
+        try:
+            await self._write([record])
+        except psycopg.Error as exc:
+            if not isinstance(record, Received):
+                log.error("record_refused", record=repr(record), error=str(exc).strip())
+                return
+            error = f"rejected by the database: {str(exc).strip()}"
+            log.error("trade_refused", symbol=record.trade.symbol, error=error)
+            await self._write([Quarantined(_as_text(record), error, record.received_ms)])
+
+    async def _write(self, batch: Sequence[Record]) -> None:
+        """Commit ``batch``, retrying while the database is unreachable; raise psycopg.Error
+        when the database refuses it."""
+        received, quarantined, gaps = _split(batch)
+        while True:
+            try:
+                async with self._pool.connection() as conn:
+                    result = await write_batch(conn, received, quarantined, gaps)
+            except psycopg.OperationalError as exc:
+                delay = self._retry.next_delay()
+                log.warning(
+                    "batch_write_retry", records=len(batch), error=str(exc).strip(), delay_s=delay
+                )
+                await asyncio.sleep(delay)
+                continue
+            self._retry.reset()
+            self._count(result)
+            return
+
+    def _count(self, result: BatchResult) -> None:
+        counters = self._counters
+        counters.trades_ingested += len(result.inserted)
+        counters.duplicates_dropped += result.conflicts
+        counters.frames_quarantined += result.quarantined
+        counters.gaps_recorded += result.gaps
+        self.batches_written += 1

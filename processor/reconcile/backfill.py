@@ -1,0 +1,109 @@
+"""Reconcile a historic range on demand, one aligned window after another, with progress.
+
+The range must have settled (end at most now minus the settle delay). Windows below the
+watermark are verified and recorded in the ledger; ``verified_until`` moves only when a window
+is contiguous with it. A window whose fetch fails transiently is tried
+``config.backfill_attempts`` times, then the backfill stops with :class:`WindowFetchFailed`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from processor.db import Pool
+from processor.reconcile import storage
+from processor.reconcile.apply import verify_window
+from processor.reconcile.config import ReconcileConfig
+from processor.reconcile.errors import RangeNotSettled, RangeTooLarge, WindowFetchFailed
+from processor.reconcile.planner import split_aligned
+from processor.reconcile.proxy_client import ProxyClient
+from processor.stats import ProcessorCounters
+from tradekit.domain import TimeWindow, Trade
+from tradekit.logs import event_logger
+
+log = event_logger("processor.reconcile.backfill")
+
+_RETRY_PAUSE_S = 0.5
+
+
+@dataclass(frozen=True, slots=True)
+class BackfillProgress:
+    """Progress after one verified window."""
+
+    windows_total: int
+    windows_done: int
+    window: TimeWindow
+    trade_count: int
+    change_count: int
+
+    @property
+    def complete(self) -> bool:
+        """True for the last window."""
+        return self.windows_done == self.windows_total
+
+
+async def _fetch(
+    client: ProxyClient, symbol: str, window: TimeWindow, attempts: int
+) -> list[Trade]:
+    for attempt in range(1, attempts + 1):
+        try:
+            return await client.fetch_window(symbol, window)
+        except WindowFetchFailed as exc:
+            log.warning(
+                "backfill_fetch_failed",
+                symbol=symbol,
+                start_ms=window.start_ms,
+                attempt=attempt,
+                error=str(exc),
+            )
+            if attempt == attempts:
+                raise
+            await asyncio.sleep(_RETRY_PAUSE_S * attempt)
+    raise AssertionError("unreachable: attempts >= 1")
+
+
+async def backfill(
+    *,
+    pool: Pool,
+    client: ProxyClient,
+    symbol: str,
+    window: TimeWindow,
+    now_ms: int,
+    config: ReconcileConfig,
+    counters: ProcessorCounters,
+    timescale: bool,
+) -> AsyncIterator[BackfillProgress]:
+    """Verify every window of ``window`` for ``symbol``, yielding progress after each.
+
+    Raises RangeNotSettled or RangeTooLarge before any work.
+    """
+    settled = now_ms - config.settle_ms
+    if window.end_ms > settled:
+        raise RangeNotSettled(window.end_ms, settled)
+    windows = list(split_aligned(window.start_ms, window.end_ms, config.window_ms))
+    if len(windows) > config.max_backfill_windows:
+        raise RangeTooLarge(
+            f"the range covers {len(windows)} windows of {config.window_ms} ms; at most "
+            f"{config.max_backfill_windows} per request: split it"
+        )
+    async with pool.connection() as conn, conn.transaction():
+        initial = (now_ms // config.window_ms) * config.window_ms
+        await storage.ensure_symbol(conn, symbol, initial)
+    for done, part in enumerate(windows, start=1):
+        rest = await _fetch(client, symbol, part, config.backfill_attempts)
+        result = await verify_window(
+            pool, symbol, part, rest, timescale=timescale, counters=counters
+        )
+        outcome = result.outcome
+        log.info(
+            "backfill_window_verified",
+            symbol=symbol,
+            start_ms=part.start_ms,
+            trades=outcome.trade_count,
+            changes=outcome.change_count,
+            done=done,
+            total=len(windows),
+        )
+        yield BackfillProgress(len(windows), done, part, outcome.trade_count, outcome.change_count)

@@ -1,0 +1,62 @@
+"""What can go wrong in reconciliation, as a small tree.
+
+ReconcileError                 base of every error raised on purpose here
+├── RangeNotSettled            a requested range ends after now - settle (INVALID_ARGUMENT)
+├── RangeTooLarge              a backfill covers more windows than allowed (INVALID_ARGUMENT)
+├── UnknownSymbolRow           the symbol has no reconciliation row yet (FAILED_PRECONDITION)
+├── WindowFetchFailed          fetching a window failed transiently; the window stays
+│   │                          unverified and is fetched again later (UNAVAILABLE)
+│   └── IncompleteWindow       the stream ended early or its count disagrees with the pages
+└── WindowRejected             the proxy refused the window; retrying the same request
+    │                          cannot help
+    ├── ProviderUnknownSymbol  NOT_FOUND: the provider does not know the symbol
+    └── InvalidWindow          INVALID_ARGUMENT / FAILED_PRECONDITION from the proxy, or an
+                               answer that breaks the contract (trade outside the window)
+"""
+
+from __future__ import annotations
+
+
+class ReconcileError(Exception):
+    """Base of every reconciliation error."""
+
+
+class RangeNotSettled(ReconcileError):
+    """The range ends later than now minus the settle delay: REST may still be incomplete."""
+
+    def __init__(self, end_ms: int, settled_until_ms: int) -> None:
+        super().__init__(
+            f"end_time ({end_ms} ms) must be at most now minus the settle delay "
+            f"({settled_until_ms} ms): REST may not have every trade yet; "
+            "retry later or end earlier"
+        )
+        self.end_ms = end_ms
+        self.settled_until_ms = settled_until_ms
+
+
+class RangeTooLarge(ReconcileError):
+    """A backfill would need more windows than the configured maximum."""
+
+
+class UnknownSymbolRow(ReconcileError):
+    """No ``symbols`` row exists for the symbol (the reconciler has not started it yet)."""
+
+
+class WindowFetchFailed(ReconcileError):
+    """A transient failure (UNAVAILABLE, DEADLINE_EXCEEDED, ...): try the window again later."""
+
+
+class IncompleteWindow(WindowFetchFailed):
+    """The FetchTrades stream ended without completion, or its total disagrees with the pages."""
+
+
+class WindowRejected(ReconcileError):
+    """The proxy refused the window or answered against its contract: do not retry as is."""
+
+
+class ProviderUnknownSymbol(WindowRejected):
+    """The provider does not know the symbol (NOT_FOUND)."""
+
+
+class InvalidWindow(WindowRejected):
+    """INVALID_ARGUMENT / FAILED_PRECONDITION, or trades that do not belong to the window."""

@@ -1,0 +1,101 @@
+"""Fetch one window of REST's trades through ``ProxyService.FetchTrades``.
+
+The proxy retries the provider until the window is complete; this client collects the pages,
+checks the final ``WindowComplete.total_trades`` against what arrived and that every trade
+belongs to the window, and maps gRPC status codes onto :mod:`processor.reconcile.errors`.
+"""
+
+from __future__ import annotations
+
+from types import TracebackType
+
+import grpc
+from trading.v1 import proxy_pb2, proxy_pb2_grpc
+
+from processor.reconcile.errors import (
+    IncompleteWindow,
+    InvalidWindow,
+    ProviderUnknownSymbol,
+    WindowFetchFailed,
+)
+from tradekit.domain import TimeWindow, Trade
+from tradekit.wire import WireError, timestamp_from_ms, trade_from_proto
+
+_REJECTED = {
+    grpc.StatusCode.INVALID_ARGUMENT,
+    grpc.StatusCode.FAILED_PRECONDITION,
+    grpc.StatusCode.OUT_OF_RANGE,
+}
+
+
+def _check(symbol: str, window: TimeWindow, trades: list[Trade], total: int) -> list[Trade]:
+    if total != len(trades):
+        raise IncompleteWindow(
+            f"{symbol} {window}: proxy announced {total} trades but streamed {len(trades)}"
+        )
+    ids = {t.trade_id for t in trades}
+    if len(ids) != len(trades):
+        raise InvalidWindow(f"{symbol} {window}: proxy streamed a trade id twice")
+    for trade in trades:
+        if trade.symbol != symbol or not window.contains(trade.ts_ms):
+            raise InvalidWindow(
+                f"{symbol} {window}: proxy streamed {trade.symbol}/{trade.trade_id} "
+                f"at {trade.ts_ms}, outside the request"
+            )
+    return trades
+
+
+class ProxyClient:
+    """A channel to the proxy; ``async with ProxyClient(address=...) as client``."""
+
+    def __init__(self, *, address: str, deadline_ms: int = 60_000) -> None:
+        self._address = address
+        self._deadline_s = deadline_ms / 1000
+        self._channel: grpc.aio.Channel | None = None
+
+    async def __aenter__(self) -> ProxyClient:
+        self._channel = grpc.aio.insecure_channel(self._address)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Close the channel; idempotent."""
+        channel, self._channel = self._channel, None
+        if channel is not None:
+            await channel.close(None)
+
+    async def fetch_window(self, symbol: str, window: TimeWindow) -> list[Trade]:
+        """REST's trades of ``symbol`` in ``window``, each once, in the proxy's order."""
+        if self._channel is None:
+            raise RuntimeError("ProxyClient used outside its async with block")
+        stub = proxy_pb2_grpc.ProxyServiceStub(self._channel)  # type: ignore[no-untyped-call]
+        request = proxy_pb2.FetchTradesRequest(
+            symbol=symbol,
+            start_time=timestamp_from_ms(window.start_ms),
+            end_time=timestamp_from_ms(window.end_ms),
+        )
+        trades: list[Trade] = []
+        try:
+            call = stub.FetchTrades(request, timeout=self._deadline_s)
+            async for response in call:
+                if response.HasField("page"):
+                    trades.extend(trade_from_proto(t) for t in response.page.trades)
+                elif response.HasField("complete"):
+                    return _check(symbol, window, trades, response.complete.total_trades)
+        except grpc.aio.AioRpcError as exc:
+            code, details = exc.code(), exc.details() or ""
+            if code is grpc.StatusCode.NOT_FOUND:
+                raise ProviderUnknownSymbol(f"{symbol}: {details}") from exc
+            if code in _REJECTED:
+                raise InvalidWindow(f"{symbol} {window}: {code.name}: {details}") from exc
+            raise WindowFetchFailed(f"{symbol} {window}: {code.name}: {details}") from exc
+        except WireError as exc:
+            raise InvalidWindow(f"{symbol} {window}: proxy sent a bad trade: {exc}") from exc
+        raise IncompleteWindow(f"{symbol} {window}: stream ended without WindowComplete")

@@ -1,0 +1,253 @@
+"""The Reconciler: a periodic loop that verifies every symbol's settled windows against REST.
+
+Each turn (every ``config.interval_ms``), per symbol, in one short transaction: make sure the
+``symbols`` row exists (the first time, ``verified_until`` starts at the current window's start:
+history before the processor first ran is reconciled only by an explicit backfill), read the
+feed gaps after the watermark, plan windows (gap windows first; verified windows beyond the
+watermark skipped) and mark them ``pending``. Then the windows are fetched through the proxy,
+``config.concurrency`` at a time over all symbols, and applied one at a time per symbol in plan
+order. A window that fails stays unverified and is planned again next turn; ``pending`` is
+informational only, so after a crash the planner simply plans from ``verified_until`` again.
+
+In TimescaleDB mode each turn ends by refreshing the continuous aggregates over the ranges queued
+by changed windows (``CALL refresh_continuous_aggregate`` on an autocommit connection, minute
+then hour then day buckets), then removing those queue rows. In plain mode triggers keep the
+aggregates exact and nothing is needed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AsyncExitStack
+from types import TracebackType
+
+import psycopg
+
+from processor.db import Pool
+from processor.reconcile import storage
+from processor.reconcile.apply import WindowResult, verify_window
+from processor.reconcile.backfill import BackfillProgress, backfill
+from processor.reconcile.config import ReconcileConfig
+from processor.reconcile.coverage import CoverageEntry, coverage
+from processor.reconcile.errors import ReconcileError, WindowFetchFailed, WindowRejected
+from processor.reconcile.planner import plan_windows
+from processor.reconcile.proxy_client import ProxyClient
+from processor.stats import ProcessorCounters
+from tradekit.domain import TimeWindow, Trade
+from tradekit.logs import event_logger
+
+log = event_logger("processor.reconcile")
+
+#: Continuous aggregates refreshed in TimescaleDB mode, finest first, with their bucket width.
+AGGREGATES: tuple[tuple[str, int], ...] = (
+    ("trade_buckets_1m", 60_000),
+    ("trade_buckets_1h", 3_600_000),
+    ("trade_buckets_1d", 86_400_000),
+)
+
+
+def wall_clock_ms() -> int:
+    """Now, in epoch milliseconds."""
+    return time.time_ns() // 1_000_000
+
+
+def aligned(start_ms: int, end_ms: int, width_ms: int) -> tuple[int, int]:
+    """``[start_ms, end_ms)`` widened to whole buckets of ``width_ms``."""
+    return (start_ms // width_ms) * width_ms, -((-end_ms) // width_ms) * width_ms
+
+
+class Reconciler:
+    """Owns the reconciliation loop and the proxy channel; an async context manager."""
+
+    def __init__(
+        self,
+        *,
+        pool: Pool,
+        proxy_address: str,
+        symbols: Sequence[str],
+        counters: ProcessorCounters,
+        config: ReconcileConfig,
+        storage_mode_timescale: bool,
+        clock: Callable[[], int] = wall_clock_ms,
+    ) -> None:
+        self._pool = pool
+        self._symbols = tuple(symbols)
+        self._counters = counters
+        self._config = config
+        self._timescale = storage_mode_timescale
+        self._clock = clock
+        self._client = ProxyClient(address=proxy_address, deadline_ms=config.fetch_deadline_ms)
+        self._stack: AsyncExitStack | None = None
+        self._loop_task: asyncio.Task[None] | None = None
+        self._fetch_slots = asyncio.Semaphore(config.concurrency)
+
+    async def __aenter__(self) -> Reconciler:
+        async with AsyncExitStack() as stack:
+            await stack.enter_async_context(self._client)
+            group = await stack.enter_async_context(asyncio.TaskGroup())
+            self._loop_task = group.create_task(self._run(), name="reconcile-loop")
+            self._stack = stack.pop_all()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Cancel the loop, wait for it and close the proxy channel; idempotent."""
+        stack, self._stack = self._stack, None
+        if self._loop_task is not None:
+            self._loop_task.cancel()
+        if stack is not None:
+            await stack.aclose()
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.run_once()
+            except psycopg.Error as exc:  # the database is away: try again next turn
+                log.error("reconcile_turn_failed", error=str(exc).strip())
+            await asyncio.sleep(self._config.interval_ms / 1000)
+
+    async def run_once(self) -> list[WindowResult]:
+        """One turn over every symbol: plan, mark pending, fetch and apply; the applied results."""
+        now_ms = self._clock()
+        plans = [await self._plan(symbol, now_ms) for symbol in self._symbols]
+        async with asyncio.TaskGroup() as group:
+            tasks = [
+                group.create_task(self._verify_in_order(symbol, windows))
+                for symbol, windows in zip(self._symbols, plans, strict=True)
+                if windows
+            ]
+        results = [r for t in tasks for r in t.result()]
+        if self._timescale:
+            await self.refresh_aggregates()
+        return results
+
+    async def _plan(self, symbol: str, now_ms: int) -> list[TimeWindow]:
+        cfg = self._config
+        async with self._pool.connection() as conn, conn.transaction():
+            initial = (now_ms // cfg.window_ms) * cfg.window_ms
+            watermark = await storage.ensure_symbol(conn, symbol, initial)
+            gaps = await storage.gaps_after(conn, watermark)
+            done = await storage.verified_starts_after(conn, symbol, watermark)
+            windows = plan_windows(
+                verified_until_ms=watermark,
+                gaps=gaps,
+                now_ms=now_ms,
+                settle_ms=cfg.settle_ms,
+                window_ms=cfg.window_ms,
+                skip_starts=done,
+                limit=cfg.max_windows_per_tick,
+            )
+            await storage.mark_pending(conn, symbol, windows)
+        return windows
+
+    async def _verify_in_order(
+        self, symbol: str, windows: Sequence[TimeWindow]
+    ) -> list[WindowResult]:
+        """Fetch ``windows`` concurrently (bounded), apply them one by one in plan order.
+
+        Applying in order makes a trade stored at a wrong, later time one UPDATED correction
+        (found as a stray copy by its true window) rather than a delete and an insert.
+        """
+        async with asyncio.TaskGroup() as group:
+            fetches = [group.create_task(self._fetch(symbol, w)) for w in windows]
+            results: list[WindowResult] = []
+            for window, fetch in zip(windows, fetches, strict=True):
+                rest = await fetch
+                if rest is not None and (result := await self._apply(symbol, window, rest)):
+                    results.append(result)
+        return results
+
+    async def _fetch(self, symbol: str, window: TimeWindow) -> list[Trade] | None:
+        async with self._fetch_slots:
+            try:
+                return await self._client.fetch_window(symbol, window)
+            except WindowFetchFailed as exc:
+                log.warning(
+                    "window_fetch_failed", symbol=symbol, start_ms=window.start_ms, error=str(exc)
+                )
+            except WindowRejected as exc:
+                log.error(
+                    "window_rejected", symbol=symbol, start_ms=window.start_ms, error=str(exc)
+                )
+        return None
+
+    async def _apply(
+        self, symbol: str, window: TimeWindow, rest: Sequence[Trade]
+    ) -> WindowResult | None:
+        try:
+            result = await verify_window(
+                self._pool,
+                symbol,
+                window,
+                rest,
+                timescale=self._timescale,
+                counters=self._counters,
+            )
+        except (ReconcileError, psycopg.Error) as exc:
+            log.error(
+                "window_verify_failed", symbol=symbol, start_ms=window.start_ms, error=str(exc)
+            )
+            return None
+        outcome = result.outcome
+        log.info(
+            "window_verified",
+            symbol=symbol,
+            start_ms=window.start_ms,
+            end_ms=window.end_ms,
+            trades=outcome.trade_count,
+            changes=outcome.change_count,
+            inserted=outcome.inserted,
+            updated=outcome.updated,
+            deleted=outcome.deleted,
+            verified_until_ms=result.verified_until_ms,
+        )
+        return result
+
+    async def refresh_aggregates(self) -> int:
+        """Refresh the continuous aggregates over queued ranges; the number of ranges done."""
+        async with self._pool.connection() as conn:
+            queued = await storage.pending_refreshes(conn)
+        if not queued:
+            return 0
+        async with self._pool.connection() as conn:
+            await conn.set_autocommit(True)  # CALL refresh_... cannot run in a transaction
+            try:
+                for _, start_ms, end_ms in queued:
+                    for view, width in AGGREGATES:
+                        lo, hi = aligned(start_ms, end_ms, width)
+                        await storage.refresh_aggregate(conn, view, lo, hi)
+            finally:
+                await conn.set_autocommit(False)
+        async with self._pool.connection() as conn, conn.transaction():
+            await storage.forget_refreshes(conn, [i for i, _, _ in queued])
+        log.info("aggregates_refreshed", ranges=len(queued))
+        return len(queued)
+
+    def backfill(self, symbol: str, window: TimeWindow) -> AsyncIterator[BackfillProgress]:
+        """Reconcile ``window`` of ``symbol`` now (see :func:`backfill.backfill`)."""
+        return backfill(
+            pool=self._pool,
+            client=self._client,
+            symbol=symbol,
+            window=window,
+            now_ms=self._clock(),
+            config=self._config,
+            counters=self._counters,
+            timescale=self._timescale,
+        )
+
+    async def coverage(
+        self, symbol: str, window: TimeWindow
+    ) -> tuple[list[CoverageEntry], int | None]:
+        """Coverage entries of ``symbol`` overlapping ``window`` and its ``verified_until``."""
+        async with self._pool.connection() as conn:
+            return await coverage(conn, symbol, window, now_ms=self._clock())

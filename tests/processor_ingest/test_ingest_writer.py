@@ -1,0 +1,178 @@
+"""Batched writes: duplicates, events, quarantine and backpressure (real PostgreSQL)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from decimal import Decimal
+
+from processor.db import Pool
+from processor.ingest.records import Gap, Quarantined, Received, Record
+from processor.ingest.storage import datetime_from_ms, ms_from_datetime, write_batch
+from processor.ingest.writer import BatchWriter
+from processor.stats import ProcessorCounters
+from tests.processor_ingest.stored import count, stored_trades, trade_events
+from tradekit.domain import Trade
+
+T0 = 1_700_000_000_000
+
+
+def trade(
+    trade_id: int, *, symbol: str = "BTC", ts: int | None = None, price: str = "27123.45"
+) -> Trade:
+    """A BTC trade with exact values."""
+    return Trade(
+        symbol, trade_id, T0 + trade_id if ts is None else ts, Decimal(price), Decimal("0.125")
+    )
+
+
+def writer(pool: Pool, counters: ProcessorCounters, **kwargs: int) -> BatchWriter:
+    """A writer with small batches and a short flush interval."""
+    settings = {"batch_size": 50, "flush_interval_ms": 20, "queue_size": 100} | kwargs
+    return BatchWriter(pool, counters, **settings)
+
+
+async def run_until_flushed(w: BatchWriter, records: Sequence[Record]) -> None:
+    """Run ``w`` until ``records`` are committed, then stop it."""
+    async with asyncio.TaskGroup() as group:
+        task = group.create_task(w.run())
+        for record in records:
+            await w.put(record)
+        await w.flush()
+        task.cancel()
+
+
+def test_millisecond_conversion_is_exact() -> None:
+    """ms -> datetime -> ms is the identity, including negative and large values."""
+    for ms in (0, 1, -1, T0, T0 + 999, 253_402_300_799_999):
+        assert ms_from_datetime(datetime_from_ms(ms)) == ms
+    assert datetime_from_ms(T0 + 7).microsecond == 7_000
+
+
+async def test_batch_stores_trades_exactly_with_one_event_each(pool: Pool) -> None:
+    """Inserted trades keep exact values, source ws, unverified, and get one TradeEvent each."""
+    counters = ProcessorCounters()
+    trades = [trade(1), trade(2, price="0.000000000000000000000000000001"), trade(3, symbol="ETH")]
+    await run_until_flushed(writer(pool, counters), [Received(t, T0 + 50) for t in trades])
+    stored = await stored_trades(pool)
+    assert sorted(s[0].sort_key for s in stored) == sorted(t.sort_key for t in trades)
+    for t, source, verified, received in stored:
+        assert any(t.same_values(x) for x in trades)
+        assert (source, verified, received) == ("ws", False, T0 + 50)
+    price = next(s[0].price for s in stored if s[0].trade_id == 2)
+    assert price.as_tuple() == Decimal("0.000000000000000000000000000001").as_tuple()
+    events = await trade_events(pool)
+    assert [(e[0].symbol, e[0].trade_id) for e in events] == [("BTC", 1), ("BTC", 2), ("ETH", 3)]
+    assert all(e[0].same_values(t) and e[1] == T0 + 50 for e, t in zip(events, trades, strict=True))
+    assert counters.trades_ingested == 3
+
+
+async def test_duplicates_get_no_row_and_no_event(pool: Pool) -> None:
+    """Repeats within a batch, across batches and with another ts are dropped, eventless."""
+    counters = ProcessorCounters()
+    first = [Received(trade(1), T0), Received(trade(1), T0), Received(trade(2), T0)]
+    await run_until_flushed(writer(pool, counters), first)
+    again = [
+        Received(trade(2), T0),
+        Received(trade(1, ts=T0 + 500, price="1"), T0),
+        Received(trade(3), T0),
+    ]
+    await run_until_flushed(writer(pool, counters), again)
+    assert [s[0].trade_id for s in await stored_trades(pool)] == [1, 2, 3]
+    assert [e[0].trade_id for e in await trade_events(pool)] == [1, 2, 3]
+    assert next(s[0] for s in await stored_trades(pool) if s[0].trade_id == 1).price == Decimal(
+        "27123.45"
+    )
+    assert (counters.trades_ingested, counters.duplicates_dropped) == (3, 3)
+
+
+async def test_quarantine_and_gaps_never_reach_trades(pool: Pool) -> None:
+    """Quarantined frames and gaps are stored in their own tables, with no trade or event."""
+    counters = ProcessorCounters()
+    records: list[Record] = [
+        Quarantined("not json \\x00", "frame is not JSON", T0),
+        Gap(T0 - 1000, T0, "disconnected"),
+        Received(trade(9), T0),
+    ]
+    await run_until_flushed(writer(pool, counters), records)
+    assert (await count(pool, "trades"), await count(pool, "events")) == (1, 1)
+    async with pool.connection() as conn:
+        cur = await conn.execute("SELECT payload, error, received_at FROM quarantine")
+        assert await cur.fetchall() == [
+            ("not json \\x00", "frame is not JSON", datetime_from_ms(T0))
+        ]
+        cur = await conn.execute("SELECT start_ts, end_ts, reason FROM feed_gaps")
+        assert await cur.fetchall() == [
+            (datetime_from_ms(T0 - 1000), datetime_from_ms(T0), "disconnected")
+        ]
+    assert (counters.frames_quarantined, counters.gaps_recorded) == (1, 1)
+
+
+async def test_trade_the_database_refuses_is_quarantined_alone(pool: Pool) -> None:
+    """A trade the database refuses (zero price) is quarantined; the rest of its batch is kept."""
+    counters = ProcessorCounters()
+    bad = Trade("BTC", 5, T0, Decimal(0), Decimal(1))
+    await run_until_flushed(
+        writer(pool, counters), [Received(trade(4), T0), Received(bad, T0), Received(trade(6), T0)]
+    )
+    assert [s[0].trade_id for s in await stored_trades(pool)] == [4, 6]
+    assert len(await trade_events(pool)) == 2
+    async with pool.connection() as conn:
+        cur = await conn.execute("SELECT payload, error FROM quarantine")
+        [(payload, error)] = await cur.fetchall()
+    assert '"tradeId": 5' in payload
+    assert error.startswith("rejected by the database")
+
+
+async def test_conflicting_trade_in_same_transaction_gets_no_event(pool: Pool) -> None:
+    """write_batch returns only the trades it really inserted."""
+    async with pool.connection() as conn:
+        first = await write_batch(conn, [Received(trade(1), T0)], [], [])
+        second = await write_batch(conn, [Received(trade(1), T0), Received(trade(2), T0)], [], [])
+    assert [r.trade.trade_id for r in first.inserted] == [1]
+    assert [r.trade.trade_id for r in second.inserted] == [2]
+    assert second.conflicts == 1
+    assert await count(pool, "events") == 2
+
+
+async def test_full_queue_makes_the_producer_wait(pool: Pool) -> None:
+    """With the writer stopped, put() blocks once queue_size records wait; it resumes after."""
+    w = writer(pool, ProcessorCounters(), queue_size=3)
+    for i in range(3):
+        await w.put(Received(trade(i), T0))
+    blocked = asyncio.create_task(w.put(Received(trade(3), T0)))
+    await asyncio.sleep(0.1)
+    assert not blocked.done()
+    assert w.queued == 3
+    async with asyncio.TaskGroup() as group:
+        task = group.create_task(w.run())
+        await blocked
+        await w.flush()
+        task.cancel()
+    assert await count(pool, "trades") == 4
+
+
+async def test_batches_respect_the_batch_size(pool: Pool) -> None:
+    """250 records with batch_size 100 are written in at least 3 transactions, all stored."""
+    counters = ProcessorCounters()
+    w = writer(pool, counters, batch_size=100, queue_size=1000)
+    records: list[Record] = [Received(trade(i), T0) for i in range(250)]
+    for record in records:
+        await w.put(record)
+    await run_until_flushed(w, [])
+    assert w.batches_written >= 3
+    assert counters.trades_ingested == await count(pool, "events") == 250
+
+
+async def test_trades_in_verified_range_are_not_reinserted(pool: Pool) -> None:
+    """A late frame older than the symbol's verified_until is dropped (REST already decided)."""
+    async with pool.connection() as conn:
+        await conn.execute(
+            "INSERT INTO symbols (symbol, verified_until) VALUES ('BTC', %s)",
+            (datetime_from_ms(T0 + 10),),
+        )
+        result = await write_batch(
+            conn, [Received(trade(9), T0), Received(trade(10), T0), Received(trade(11), T0)], [], []
+        )
+    assert [r.trade.trade_id for r in result.inserted] == [10, 11]
+    assert result.conflicts == 1

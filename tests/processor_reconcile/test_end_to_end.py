@@ -1,0 +1,182 @@
+"""Reconciliation against a real proxy in front of a hostile simulator."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import random
+from collections.abc import AsyncIterator
+from datetime import UTC
+from decimal import Decimal
+
+import pytest
+from trading.v1 import events_pb2
+
+from processor.db import Pool, open_pool
+from processor.event_log import read_events
+from processor.reconcile import storage
+from processor.reconcile.config import ReconcileConfig
+from processor.reconcile.errors import RangeNotSettled
+from processor.reconcile.scheduler import Reconciler
+from processor.schema import migrate
+from processor.stats import ProcessorCounters
+from tests.processor_reconcile.dbhelp import same, seed, stored
+from tests.processor_reconcile.providers import Provider, hostile_provider
+from tradekit.domain import TimeWindow, Trade
+
+CONFIG = ReconcileConfig(
+    window_ms=2_000, settle_ms=1_000, interval_ms=100, fetch_deadline_ms=20_000
+)
+
+
+@pytest.fixture
+async def pool(database_url: str) -> AsyncIterator[Pool]:
+    """A pool on a migrated, empty database."""
+    await migrate(database_url, "plain")
+    async with open_pool(database_url, min_size=1, max_size=8) as pool:
+        yield pool
+
+
+@pytest.fixture
+async def provider() -> AsyncIterator[Provider]:
+    """Hostile simulator with 20 s of history behind a real proxy."""
+    async with hostile_provider() as provider:
+        yield provider
+
+
+def corrupt(truth: list[Trade], rng: random.Random) -> list[Trade]:
+    """The feed's view of ``truth``: some dropped, some altered or moved, phantoms added."""
+    out: list[Trade] = []
+    for t in truth:
+        roll = rng.random()
+        if roll < 0.1:
+            continue
+        if roll < 0.2:
+            out.append(dataclasses.replace(t, price=t.price + Decimal("0.01")))
+        elif roll < 0.25:
+            out.append(dataclasses.replace(t, quantity=t.quantity * 2))
+        elif roll < 0.3:
+            out.append(dataclasses.replace(t, ts_ms=t.ts_ms + 1_500))
+        else:
+            out.append(t)
+    base = truth[-1].trade_id + 1_000_000 if truth else 1
+    out += [dataclasses.replace(rng.choice(truth), trade_id=base + i) for i in range(5) if truth]
+    return out
+
+
+async def wait_verified(pool: Pool, symbol: str, until_ms: int, timeout_s: float = 40) -> int:
+    """Poll until ``verified_until`` reaches ``until_ms``; return it."""
+    async with asyncio.timeout(timeout_s):
+        while True:
+            async with pool.connection() as conn:
+                watermark = await storage.verified_until(conn, symbol)
+            if watermark is not None and watermark >= until_ms:
+                return watermark
+            await asyncio.sleep(0.1)
+
+
+async def test_reconciler_makes_a_corrupted_range_equal_to_the_truth(
+    pool: Pool, provider: Provider
+) -> None:
+    """Dropped, altered, moved and phantom trades end exactly as the simulator's truth."""
+    start = (provider.sim.start_ms // CONFIG.window_ms + 1) * CONFIG.window_ms
+    end = start + 4 * CONFIG.window_ms
+    truth = provider.truth("BTC", start, end)
+    assert len(truth) > 50
+    async with pool.connection() as conn:
+        await storage.ensure_symbol(conn, "BTC", start)
+        await seed(conn, corrupt(truth, random.Random(3)))
+    counters = ProcessorCounters()
+    async with Reconciler(
+        pool=pool,
+        proxy_address=provider.proxy_address,
+        symbols=["BTC"],
+        counters=counters,
+        config=CONFIG,
+        storage_mode_timescale=False,
+        clock=provider.clock,
+    ):
+        watermark = await wait_verified(pool, "BTC", end)
+    async with pool.connection() as conn:
+        rows = [t for t in await stored(conn, "BTC") if t.ts_ms < watermark]
+    assert same(rows, provider.truth("BTC", start, watermark))
+    assert counters.corrections_inserted > 0
+    assert counters.corrections_updated > 0
+    assert counters.corrections_deleted == 5
+
+
+async def test_backfill_verifies_history_below_the_watermark(
+    pool: Pool, provider: Provider
+) -> None:
+    """Backfill yields progress per window, fills the range, and leaves the watermark alone."""
+    start = (provider.sim.start_ms // CONFIG.window_ms + 1) * CONFIG.window_ms
+    watermark = start + 4 * CONFIG.window_ms
+    async with pool.connection() as conn:
+        await storage.ensure_symbol(conn, "BTC", watermark)
+    reconciler = Reconciler(
+        pool=pool,
+        proxy_address=provider.proxy_address,
+        symbols=[],
+        counters=ProcessorCounters(),
+        config=CONFIG,
+        storage_mode_timescale=False,
+        clock=provider.clock,
+    )
+    async with reconciler:
+        progress = [
+            p async for p in reconciler.backfill("BTC", TimeWindow(start + 500, start + 4_000))
+        ]
+        with pytest.raises(RangeNotSettled):
+            async for _ in reconciler.backfill("BTC", TimeWindow(start, provider.clock())):
+                pass
+        entries, verified_until = await reconciler.coverage("BTC", TimeWindow(start, watermark))
+    assert [(p.windows_done, p.windows_total) for p in progress] == [(1, 2), (2, 2)]
+    assert [(p.window.start_ms, p.window.end_ms) for p in progress] == [
+        (start + 500, start + 2_000),
+        (start + 2_000, start + 4_000),
+    ]
+    assert progress[-1].complete
+    assert verified_until == watermark
+    assert [(e.start_ms, e.state) for e in entries] == [
+        (start + 500, "verified"),
+        (start + 2_000, "verified"),
+    ]
+    async with pool.connection() as conn:
+        rows = await stored(conn, "BTC")
+    assert same(rows, provider.truth("BTC", start + 500, start + 4_000))
+    assert sum(p.trade_count for p in progress) == len(rows)
+
+
+async def test_gap_windows_are_verified_first(pool: Pool, provider: Provider) -> None:
+    """A window overlapping a feed gap is verified before the older windows before it."""
+    start = (provider.sim.start_ms // CONFIG.window_ms + 1) * CONFIG.window_ms
+    gap_window = start + 3 * CONFIG.window_ms
+    async with pool.connection() as conn:
+        await storage.ensure_symbol(conn, "BTC", start)
+        await conn.execute(
+            "INSERT INTO feed_gaps (start_ts, end_ts, reason) VALUES (%s, %s, 'stale')",
+            (storage.to_dt(gap_window + 100), storage.to_dt(gap_window + 200)),
+        )
+    config = dataclasses.replace(CONFIG, interval_ms=60_000, concurrency=1)
+    async with Reconciler(
+        pool=pool,
+        proxy_address=provider.proxy_address,
+        symbols=["BTC"],
+        counters=ProcessorCounters(),
+        config=config,
+        storage_mode_timescale=False,
+        clock=provider.clock,
+    ):
+        await wait_verified(pool, "BTC", gap_window + CONFIG.window_ms)
+    async with pool.connection() as conn:
+        events = await read_events(conn, from_seq=1, symbols=["BTC"], limit=1000)
+    starts = [
+        storage.to_ms(
+            events_pb2.WindowVerifiedEvent.FromString(e.payload).window.start_time.ToDatetime(
+                tzinfo=UTC
+            )
+        )
+        for e in events
+        if e.subject == "trading.window.BTC"
+    ]
+    assert starts[:4] == [gap_window, start, start + 2_000, start + 4_000]

@@ -1,0 +1,478 @@
+"""The TimescaleDB storage mode, run for real (TimescaleDB 2.23 in PGlite), against plain mode.
+
+The project's own TimescaleDB migrations are applied to PGlite; the same deterministic trades go
+into PGlite and into a real PostgreSQL migrated in plain mode. The three aggregates must be
+identical in both modes and equal to a Python ``Decimal`` brute force, before and after
+corrections (UPDATE, DELETE, late INSERT), once the continuous aggregates are refreshed bottom-up.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal, localcontext
+
+import psycopg
+import pytest
+
+from devstack.pglite import PgliteTimescale, available, unavailable_reason
+from processor.schema import StorageMode, migrate, migrations_for
+
+pytestmark = pytest.mark.skipif(
+    not available(),
+    reason=f"PGlite/TimescaleDB bridge unavailable: {unavailable_reason()}",
+)
+
+BASE = datetime(2024, 3, 8, tzinfo=UTC)
+MINUTE = timedelta(minutes=1)
+HOUR = timedelta(hours=1)
+DAY = timedelta(days=1)
+LEVELS = {"trade_buckets_1m": MINUTE, "trade_buckets_1h": HOUR, "trade_buckets_1d": DAY}
+SYMBOLS = {"BTC-USD": Decimal(64000), "ETH-USD": Decimal(3100), "DOGE-USD": Decimal("0.16")}
+COLUMNS = "symbol, trade_id, ts, price, quantity, source"
+
+
+@dataclass(frozen=True)
+class Trade:
+    symbol: str
+    trade_id: int
+    ts: datetime
+    price: Decimal
+    quantity: Decimal
+
+
+@dataclass(frozen=True)
+class Candle:
+    notional: Decimal
+    volume: Decimal
+    trade_count: int
+    open: Decimal
+    high: Decimal
+    low: Decimal
+    close: Decimal
+
+
+Candles = dict[tuple[str, datetime], Candle]
+
+
+def _decimal(rng: random.Random, around: Decimal) -> Decimal:
+    """A positive decimal near ``around`` with a random scale (0..12, trailing zeros kept)."""
+    scale = rng.randint(0, 12)
+    units = int(around * rng.randint(900, 1100) * 10**scale / 1000)
+    return Decimal(max(units, 1)).scaleb(-scale)
+
+
+def _make_trades(seed: int) -> list[Trade]:
+    """Trades over three days: a few hours a day, a few minutes an hour, same-ms bursts."""
+    rng = random.Random(seed)
+    ids: set[int] = set()
+    trades: list[Trade] = []
+    for symbol, price in SYMBOLS.items():
+        for day in range(3):
+            for hour in rng.sample(range(24), 3):
+                for minute in rng.sample(range(60), 3):
+                    start = BASE + day * DAY + hour * HOUR + minute * MINUTE
+                    offsets = sorted(rng.sample(range(60_000), rng.randint(2, 4)))
+                    for offset in offsets:
+                        for _ in range(rng.choice((1, 2, 3))):
+                            trade_id = rng.randint(1, 9 * 10**18)
+                            while trade_id in ids:
+                                trade_id = rng.randint(1, 9 * 10**18)
+                            ids.add(trade_id)
+                            trades.append(
+                                Trade(
+                                    symbol,
+                                    trade_id,
+                                    start + timedelta(milliseconds=offset),
+                                    _decimal(rng, price),
+                                    _decimal(rng, Decimal(2)),
+                                )
+                            )
+    rng.shuffle(trades)
+    return trades
+
+
+def _floor(ts: datetime, width: timedelta) -> datetime:
+    """The UTC-aligned bucket of ``ts`` (as time_bucket and date_bin from 2000-01-03)."""
+    epoch = datetime(2000, 1, 3, tzinfo=UTC)
+    return epoch + ((ts - epoch) // width) * width
+
+
+def _brute_force(trades: Iterable[Trade], width: timedelta) -> Candles:
+    """Exact candles in Python Decimal; open/close by (ts, trade_id)."""
+    groups: dict[tuple[str, datetime], list[Trade]] = {}
+    for t in sorted(trades, key=lambda t: (t.ts, t.trade_id)):
+        groups.setdefault((t.symbol, _floor(t.ts, width)), []).append(t)
+    out: Candles = {}
+    with localcontext() as ctx:
+        ctx.prec = 200
+        for key, group in groups.items():
+            out[key] = Candle(
+                notional=sum((t.price * t.quantity for t in group), Decimal(0)),
+                volume=sum((t.quantity for t in group), Decimal(0)),
+                trade_count=len(group),
+                open=group[0].price,
+                high=max(t.price for t in group),
+                low=min(t.price for t in group),
+                close=group[-1].price,
+            )
+    return out
+
+
+def _scaled(value: Decimal) -> tuple[Decimal, int | str]:
+    return value, value.as_tuple().exponent
+
+
+def _exact(candles: Candles) -> dict[tuple[str, datetime], tuple[object, ...]]:
+    """Candles with sums, open and close paired with their scale, so 1.5 and 1.50 differ.
+
+    high/low compare by value only: among equal prices written with different scales,
+    PostgreSQL's max()/min() may return either.
+    """
+    return {
+        key: (
+            _scaled(c.notional),
+            _scaled(c.volume),
+            c.trade_count,
+            _scaled(c.open),
+            c.high,
+            c.low,
+            _scaled(c.close),
+        )
+        for key, c in candles.items()
+    }
+
+
+def _select(view: str) -> str:
+    return (
+        "SELECT symbol, bucket, notional, volume, trade_count, open, high, low, close "
+        f"FROM {view} ORDER BY symbol, bucket"
+    )
+
+
+def _pglite_candles(db: PgliteTimescale, view: str) -> Candles:
+    out: Candles = {}
+    for symbol, bucket, *values in db.query(_select(view)):
+        assert symbol is not None
+        assert bucket is not None
+        assert all(v is not None for v in values)
+        notional, volume, count, open_, high, low, close = (str(v) for v in values)
+        out[(symbol, datetime.fromisoformat(bucket))] = Candle(
+            Decimal(notional),
+            Decimal(volume),
+            int(count),
+            Decimal(open_),
+            Decimal(high),
+            Decimal(low),
+            Decimal(close),
+        )
+    return out
+
+
+async def _plain_candles(conn: psycopg.AsyncConnection[tuple[object, ...]], view: str) -> Candles:
+    cur = await conn.execute(_select(view))
+    out: Candles = {}
+    for symbol, bucket, *values in await cur.fetchall():
+        assert isinstance(symbol, str)
+        assert isinstance(bucket, datetime)
+        out[(symbol, bucket)] = Candle(*values)  # type: ignore[arg-type]
+    return out
+
+
+def _values_sql(rows: int, placeholder: str) -> str:
+    """``INSERT INTO trades`` with ``rows`` six-column VALUES tuples of placeholders."""
+    if placeholder == "$":
+        tuples = ("(" + ", ".join(f"${6 * r + c}" for c in range(1, 7)) + ")" for r in range(rows))
+    else:
+        tuples = ("(%s, %s, %s, %s, %s, %s)" for _ in range(rows))
+    return f"INSERT INTO trades ({COLUMNS}) VALUES " + ", ".join(tuples)
+
+
+def _chunks(trades: Sequence[Trade], size: int = 250) -> Iterator[Sequence[Trade]]:
+    for i in range(0, len(trades), size):
+        yield trades[i : i + size]
+
+
+def _pglite_insert(db: PgliteTimescale, trades: Sequence[Trade]) -> None:
+    for chunk in _chunks(trades):
+        params: list[str | None] = []
+        for t in chunk:
+            params += [
+                t.symbol,
+                str(t.trade_id),
+                t.ts.isoformat(),
+                format(t.price, "f"),
+                format(t.quantity, "f"),
+                "rest",
+            ]
+        db.query(_values_sql(len(chunk), "$"), params)
+
+
+async def _plain_insert(
+    conn: psycopg.AsyncConnection[tuple[object, ...]], trades: Sequence[Trade]
+) -> None:
+    for chunk in _chunks(trades):
+        params: list[object] = []
+        for t in chunk:
+            params += [t.symbol, t.trade_id, t.ts, t.price, t.quantity, "rest"]
+        await conn.execute(_values_sql(len(chunk), "%"), params)
+
+
+def _refresh(db: PgliteTimescale, affected: Iterable[datetime]) -> None:
+    """Refresh 1m, then 1h, then 1d over the affected range aligned to each level's buckets."""
+    times = list(affected)
+    for view, width in LEVELS.items():
+        start = _floor(min(times), width)
+        end = _floor(max(times), width) + width
+        db.query(
+            "CALL refresh_continuous_aggregate($1::regclass, $2::timestamptz, $3::timestamptz)",
+            [view, start.isoformat(), end.isoformat()],
+        )
+
+
+@pytest.fixture
+def timescale() -> Iterator[PgliteTimescale]:
+    """A fresh in-memory PGlite + TimescaleDB with the project's TimescaleDB migrations."""
+    with PgliteTimescale() as db:
+        for migration in migrations_for(StorageMode.TIMESCALE):
+            db.execute_script(migration.sql)
+        yield db
+
+
+@pytest.fixture
+async def plain(database_url: str) -> psycopg.AsyncConnection[tuple[object, ...]]:
+    """An autocommit connection to a fresh PostgreSQL database migrated in plain mode."""
+    assert await migrate(database_url, "plain") is StorageMode.PLAIN
+    conn = await psycopg.AsyncConnection.connect(database_url, autocommit=True)
+    await conn.execute("SET TimeZone = 'UTC'")
+    try:
+        yield conn  # type: ignore[misc]
+    finally:
+        await conn.close()
+
+
+def test_trades_is_a_hypertable_with_realtime_caggs_and_policies(
+    timescale: PgliteTimescale,
+) -> None:
+    """The migrations make trades a hypertable, three real-time caggs, and their policies."""
+    assert timescale.query(
+        "SELECT hypertable_name FROM timescaledb_information.hypertables "
+        "WHERE hypertable_schema = 'public'"
+    ) == [("trades",)]
+    assert timescale.query(
+        "SELECT view_name, materialized_only FROM timescaledb_information.continuous_aggregates "
+        "ORDER BY view_name"
+    ) == [("trade_buckets_1d", "f"), ("trade_buckets_1h", "f"), ("trade_buckets_1m", "f")]
+    assert timescale.query(
+        "SELECT hypertable_name, schedule_interval::text, config->>'start_offset', "
+        "  config->>'end_offset', scheduled "
+        "FROM timescaledb_information.jobs "
+        "WHERE proc_name = 'policy_refresh_continuous_aggregate' ORDER BY hypertable_name"
+    ) == [
+        ("trade_buckets_1d", "01:00:00", "7 days", "1 day", "t"),
+        ("trade_buckets_1h", "00:10:00", "1 day", "01:00:00", "t"),
+        ("trade_buckets_1m", "00:01:00", "02:00:00", "00:01:00", "t"),
+    ]
+
+
+_COLUMNS_SQL = (
+    "SELECT c.relname, a.attnum, a.attname, format_type(a.atttypid, a.atttypmod), "
+    "  i.data_type "
+    "FROM pg_attribute a "
+    "JOIN pg_class c ON c.oid = a.attrelid "
+    "JOIN pg_namespace n ON n.oid = c.relnamespace AND n.nspname = 'public' "
+    "JOIN information_schema.columns i "
+    "  ON i.table_schema = n.nspname AND i.table_name = c.relname AND i.column_name = a.attname "
+    "WHERE c.relname IN ('trade_buckets_1m', 'trade_buckets_1h', 'trade_buckets_1d') "
+    "  AND a.attnum > 0 AND NOT a.attisdropped "
+    "ORDER BY c.relname, a.attnum"
+)
+
+
+async def test_relations_have_identical_columns_in_both_modes(
+    timescale: PgliteTimescale, plain: psycopg.AsyncConnection[tuple[object, ...]]
+) -> None:
+    """trade_buckets_1m/1h/1d have the same column names, order and types in both modes."""
+    expected = [
+        ("symbol", "text", "text"),
+        ("bucket", "timestamp with time zone", "timestamp with time zone"),
+        ("notional", "numeric", "numeric"),
+        ("volume", "numeric", "numeric"),
+        ("trade_count", "bigint", "bigint"),
+        ("open", "numeric", "numeric"),
+        ("high", "numeric", "numeric"),
+        ("low", "numeric", "numeric"),
+        ("close", "numeric", "numeric"),
+    ]
+    cur = await plain.execute(_COLUMNS_SQL)
+    plain_rows = [tuple(str(v) for v in row) for row in await cur.fetchall()]
+    timescale_rows = timescale.query(_COLUMNS_SQL)
+    assert timescale_rows == plain_rows
+    for view in LEVELS:
+        columns = [tuple(row[2:]) for row in timescale_rows if row[0] == view]
+        assert columns == expected, view
+
+
+def _ties_decide_open_or_close(trades: Sequence[Trade]) -> int:
+    """How many minute buckets open or close on a same-ms burst with differing prices."""
+    by_minute: dict[tuple[str, datetime], list[Trade]] = {}
+    for t in trades:
+        by_minute.setdefault((t.symbol, _floor(t.ts, MINUTE)), []).append(t)
+    decided = 0
+    for group in by_minute.values():
+        for edge in (min(t.ts for t in group), max(t.ts for t in group)):
+            prices = {t.price for t in group if t.ts == edge}
+            decided += len(prices) > 1
+    return decided
+
+
+async def _assert_modes_agree(
+    timescale: PgliteTimescale,
+    plain: psycopg.AsyncConnection[tuple[object, ...]],
+    trades: Sequence[Trade],
+) -> None:
+    for view, width in LEVELS.items():
+        expected = _exact(_brute_force(trades, width))
+        assert _exact(await _plain_candles(plain, view)) == expected, f"plain {view}"
+        assert _exact(_pglite_candles(timescale, view)) == expected, f"timescale {view}"
+
+
+def _materialised_rows(db: PgliteTimescale, view: str) -> int:
+    """Rows physically stored in the continuous aggregate's materialisation hypertable."""
+    [(table,)] = db.query(
+        "SELECT format('%I.%I', materialization_hypertable_schema, "
+        "  materialization_hypertable_name) "
+        "FROM timescaledb_information.continuous_aggregates WHERE view_name = $1",
+        [view],
+    )
+    [(count,)] = db.query(f"SELECT count(*) FROM {table}")
+    return int(str(count))
+
+
+async def test_aggregates_are_identical_in_both_modes_and_exact(
+    timescale: PgliteTimescale, plain: psycopg.AsyncConnection[tuple[object, ...]]
+) -> None:
+    """Same trades give the same 1m/1h/1d rows in both modes, equal to a Decimal brute force."""
+    trades = _make_trades(seed=20240308)
+    assert _ties_decide_open_or_close(trades) >= 20
+    for width in LEVELS.values():
+        assert min(c.trade_count for c in _brute_force(trades, width).values()) >= 2
+    _pglite_insert(timescale, trades)
+    await _plain_insert(plain, trades)
+    # Real-time aggregation: exact before anything is materialised ...
+    await _assert_modes_agree(timescale, plain, trades)
+    _refresh(timescale, (t.ts for t in trades))
+    assert _materialised_rows(timescale, "trade_buckets_1m") == len(_brute_force(trades, MINUTE))
+    # ... and after the bottom-up refresh, from the materialised rows.
+    await _assert_modes_agree(timescale, plain, trades)
+
+
+@dataclass(frozen=True)
+class Corrections:
+    updated: list[Trade]
+    deleted: list[Trade]
+    inserted: list[Trade]
+
+    def apply(self, trades: Sequence[Trade]) -> list[Trade]:
+        """The trades after the corrections."""
+        replaced = {(t.symbol, t.trade_id): t for t in self.updated}
+        gone = {(t.symbol, t.trade_id) for t in self.deleted}
+        kept = [replaced.get((t.symbol, t.trade_id), t) for t in trades]
+        return [t for t in kept if (t.symbol, t.trade_id) not in gone] + self.inserted
+
+    def times(self) -> list[datetime]:
+        return [t.ts for t in (*self.updated, *self.deleted, *self.inserted)]
+
+
+def _make_corrections(trades: Sequence[Trade], seed: int) -> Corrections:
+    """Reprice opens/closes, delete highs and a whole minute, add late trades and a new minute."""
+    rng = random.Random(seed)
+    by_minute: dict[tuple[str, datetime], list[Trade]] = {}
+    for t in sorted(trades, key=lambda t: (t.ts, t.trade_id)):
+        by_minute.setdefault((t.symbol, _floor(t.ts, MINUTE)), []).append(t)
+    minutes = rng.sample(sorted(by_minute), 16)
+    updated: list[Trade] = []
+    deleted: list[Trade] = []
+    inserted: list[Trade] = []
+    for key in minutes[:5]:
+        first, last = by_minute[key][0], by_minute[key][-1]
+        updated.append(replace(first, price=first.price * 2, quantity=Decimal("0.5")))
+        updated.append(replace(last, price=last.price / 2 + Decimal("0.000001")))
+    for key in minutes[5:9]:
+        deleted.append(max(by_minute[key], key=lambda t: t.price))
+    deleted += by_minute[minutes[9]]
+    for key in minutes[10:14]:
+        first = by_minute[key][0]
+        inserted.append(
+            replace(first, trade_id=first.trade_id - 1, price=first.price + Decimal("1.23"))
+        )
+        last = by_minute[key][-1]
+        inserted.append(
+            replace(last, trade_id=last.trade_id + 1, price=last.price * Decimal("0.999"))
+        )
+    # A minute with no trades yet, inside the materialised span: its row appears only on refresh.
+    earliest, latest = min(t.ts for t in trades), max(t.ts for t in trades)
+    symbol, minute = minutes[14]
+    hour = _floor(minute, HOUR)
+    free = next(
+        m
+        for m in (hour + k * MINUTE for k in range(60))
+        if (symbol, m) not in by_minute and earliest < m < latest - MINUTE
+    )
+    for ms, trade_id, price in ((7, 20, "10.5"), (7, 10, "11.25"), (900, 5, "9.000")):
+        at = free + timedelta(milliseconds=ms)
+        inserted.append(Trade(symbol, trade_id, at, Decimal(price), Decimal("3.0")))
+    return Corrections(updated, deleted, inserted)
+
+
+def _pglite_correct(db: PgliteTimescale, corrections: Corrections) -> None:
+    for t in corrections.updated:
+        db.query(
+            "UPDATE trades SET price = $1, quantity = $2 WHERE symbol = $3 AND trade_id = $4",
+            [format(t.price, "f"), format(t.quantity, "f"), t.symbol, str(t.trade_id)],
+        )
+    for t in corrections.deleted:
+        db.query(
+            "DELETE FROM trades WHERE symbol = $1 AND trade_id = $2", [t.symbol, str(t.trade_id)]
+        )
+    _pglite_insert(db, corrections.inserted)
+
+
+async def _plain_correct(
+    conn: psycopg.AsyncConnection[tuple[object, ...]], corrections: Corrections
+) -> None:
+    async with conn.transaction():
+        for t in corrections.updated:
+            await conn.execute(
+                "UPDATE trades SET price = %s, quantity = %s WHERE symbol = %s AND trade_id = %s",
+                (t.price, t.quantity, t.symbol, t.trade_id),
+            )
+        for t in corrections.deleted:
+            await conn.execute(
+                "DELETE FROM trades WHERE symbol = %s AND trade_id = %s", (t.symbol, t.trade_id)
+            )
+        await _plain_insert(conn, corrections.inserted)
+
+
+async def test_corrections_are_stale_until_refreshed_then_identical(
+    timescale: PgliteTimescale, plain: psycopg.AsyncConnection[tuple[object, ...]]
+) -> None:
+    """Corrections in a materialised region show in TimescaleDB only after the bottom-up refresh."""
+    trades = _make_trades(seed=7)
+    _pglite_insert(timescale, trades)
+    await _plain_insert(plain, trades)
+    _refresh(timescale, (t.ts for t in trades))
+    corrections = _make_corrections(trades, seed=8)
+    corrected = corrections.apply(trades)
+    assert len(corrected) == len(trades) - len(corrections.deleted) + len(corrections.inserted)
+
+    _pglite_correct(timescale, corrections)
+    await _plain_correct(plain, corrections)
+
+    stale = _exact(_pglite_candles(timescale, "trade_buckets_1m"))
+    assert stale == _exact(_brute_force(trades, MINUTE))
+    assert stale != _exact(await _plain_candles(plain, "trade_buckets_1m"))
+    _refresh(timescale, corrections.times())
+    await _assert_modes_agree(timescale, plain, corrected)

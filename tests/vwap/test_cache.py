@@ -1,0 +1,72 @@
+"""The closed-window cache: exact invalidation, no stale puts, bounded size."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from vwap.cache import VwapCache
+from vwap.points import Sums, VwapPoint
+
+
+def _point(end: int, window: int, *, symbol: str = "BTC", verified: bool = False) -> VwapPoint:
+    return VwapPoint(symbol, end, window, Sums(Decimal(1), Decimal(1), 1), verified)
+
+
+def test_invalidation_drops_exactly_the_windows_containing_the_time() -> None:
+    """A time t drops windows with start <= t < end, of that symbol only."""
+    cache = VwapCache(max_entries=100)
+    for end, window in [(100, 50), (150, 100), (60, 10), (200, 50), (101, 1)]:
+        cache.put(_point(end, window), cache.token("BTC"))
+    cache.put(_point(100, 50, symbol="ETH"), cache.token("ETH"))
+    cache.invalidate_time("BTC", 99)
+    remaining = {
+        k
+        for k in [
+            ("BTC", 100, 50),
+            ("BTC", 150, 100),
+            ("BTC", 60, 10),
+            ("BTC", 200, 50),
+            ("BTC", 101, 1),
+            ("ETH", 100, 50),
+        ]
+        if cache.get(k) is not None
+    }
+    assert remaining == {("BTC", 60, 10), ("BTC", 200, 50), ("BTC", 101, 1), ("ETH", 100, 50)}
+    cache.invalidate_time("BTC", 100)
+    assert cache.get(("BTC", 101, 1)) is None
+    assert cache.get(("BTC", 60, 10)) is not None
+
+
+def test_put_after_an_invalidation_is_refused() -> None:
+    """A value read before an invalidation of its symbol is never stored."""
+    cache = VwapCache(max_entries=10)
+    token = cache.token("BTC")
+    cache.invalidate_time("BTC", 5)
+    assert not cache.put(_point(10, 10), token)
+    assert cache.get(("BTC", 10, 10)) is None
+
+
+def test_verified_window_drops_unverified_entries_up_to_its_end() -> None:
+    """A verified window drops unverified entries ending at or before its end."""
+    cache = VwapCache(max_entries=10)
+    cache.put(_point(10, 5), 0)
+    cache.put(_point(30, 5), 0)
+    cache.put(_point(8, 5, verified=True), 0)
+    cache.invalidate_verified("BTC", 20)
+    assert cache.get(("BTC", 10, 5)) is None
+    assert cache.get(("BTC", 30, 5)) is not None
+    assert cache.get(("BTC", 8, 5)) is not None
+
+
+def test_cache_is_bounded_least_recently_used_first() -> None:
+    """Beyond max_entries the least recently used entry goes, and invalidation still works."""
+    cache = VwapCache(max_entries=2)
+    cache.put(_point(10, 5), 0)
+    cache.put(_point(20, 5), 0)
+    assert cache.get(("BTC", 10, 5)) is not None
+    cache.put(_point(30, 5), 0)
+    assert len(cache) == 2
+    assert cache.get(("BTC", 20, 5)) is None
+    cache.invalidate_time("BTC", 27)
+    assert cache.get(("BTC", 30, 5)) is None
+    assert cache.get(("BTC", 10, 5)) is not None

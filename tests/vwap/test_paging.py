@@ -1,0 +1,41 @@
+"""GetTrades page sizes and page tokens."""
+
+from __future__ import annotations
+
+import pytest
+
+from vwap.errors import InvalidRequest
+from vwap.paging import decode_token, encode_token, page_size
+
+
+def test_token_round_trips_for_the_same_query() -> None:
+    """A token decodes to the key it was made from."""
+    token = encode_token("BTC", 0, 1000, (500, 42))
+    assert decode_token(token, "BTC", 0, 1000) == (500, 42)
+    assert decode_token("", "BTC", 0, 1000) is None
+
+
+@pytest.mark.parametrize(
+    ("symbol", "start", "end"), [("ETH", 0, 1000), ("BTC", 1, 1000), ("BTC", 0, 999)]
+)
+def test_token_of_another_query_is_rejected(symbol: str, start: int, end: int) -> None:
+    """A token presented with a different symbol or range is INVALID_ARGUMENT."""
+    token = encode_token("BTC", 0, 1000, (500, 42))
+    with pytest.raises(InvalidRequest, match="page_token"):
+        decode_token(token, symbol, start, end)
+
+
+@pytest.mark.parametrize("garbage", ["%%%", "bm90IGpzb24", "WzEsMl0"])
+def test_malformed_token_is_rejected(garbage: str) -> None:
+    """Garbage, non-JSON and wrongly shaped tokens are INVALID_ARGUMENT."""
+    with pytest.raises(InvalidRequest):
+        decode_token(garbage, "BTC", 0, 1000)
+
+
+def test_page_size_bounds() -> None:
+    """0 means the default; 1..10000 are accepted; anything else is rejected."""
+    assert page_size(0) == 1000
+    assert page_size(10_000) == 10_000
+    for bad in (-1, 10_001):
+        with pytest.raises(InvalidRequest, match="page_size"):
+            page_size(bad)

@@ -1,0 +1,139 @@
+"""The live rolling window: live and closed points and revisions equal brute force."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tradekit.domain import Trade
+from vwap.points import Sums
+from vwap.rolling import Revision, RollingWindow, Update
+
+
+def _brute(trades: dict[int, Trade], start: int, end: int) -> Sums:
+    total = Sums()
+    for t in trades.values():
+        if start <= t.ts_ms < end:
+            total = total + Sums.of(t)
+    return total
+
+
+_money = st.decimals(min_value=Decimal("0.01"), max_value=Decimal("500"), places=2)
+
+# An operation: ("trade", ts, price, qty) | ("update", pick, ts_shift, price, qty)
+# | ("delete", pick) | ("insert", ts, price, qty)
+_op = st.one_of(
+    st.tuples(st.just("trade"), st.integers(0, 200), _money, _money),
+    st.tuples(st.just("trade"), st.integers(0, 200), _money, _money),
+    st.tuples(st.just("update"), st.integers(0, 10**6), st.integers(-8, 8), _money, _money),
+    st.tuples(st.just("delete"), st.integers(0, 10**6)),
+    st.tuples(st.just("insert"), st.integers(0, 200), _money, _money),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(0, 60), _money, _money), max_size=8),
+    st.lists(_op, max_size=40),
+    st.sampled_from([3, 7, 10, 25]),
+    st.sampled_from([1, 4, 5, 10]),
+)
+def test_rolling_matches_brute_force(
+    initial: list[tuple[int, Decimal, Decimal]],
+    ops: list[tuple[object, ...]],
+    window: int,
+    step: int,
+) -> None:
+    """Live points, closed points and revisions always equal sums over the current trades;
+    each correction revises exactly the emitted closed points whose window holds its times."""
+    truth: dict[int, Trade] = {i: Trade("BTC", i, ts, p, q) for i, (ts, p, q) in enumerate(initial)}
+    rolling = RollingWindow(
+        "BTC", window_ms=window, step_ms=step, retention_ms=10**9, trades=truth.values()
+    )
+    emitted: dict[int, Sums] = {}
+    newest = max((t.ts_ms for t in truth.values()), default=None)
+    next_id = len(truth)
+    for seq, op in enumerate(ops, start=1):
+        old: Trade | None = None
+        new: Trade | None = None
+        if op[0] == "trade" or op[0] == "insert":
+            _, ts, price, qty = op
+            assert isinstance(ts, int)
+            assert isinstance(price, Decimal)
+            assert isinstance(qty, Decimal)
+            new = Trade("BTC", next_id, ts, price, qty)
+            next_id += 1
+        elif truth and op[0] == "update":
+            _, pick, shift, price, qty = op
+            assert isinstance(pick, int)
+            assert isinstance(shift, int)
+            assert isinstance(price, Decimal)
+            assert isinstance(qty, Decimal)
+            old = sorted(truth.values(), key=lambda t: t.trade_id)[pick % len(truth)]
+            new = Trade("BTC", old.trade_id, max(0, old.ts_ms + shift), price, qty)
+        elif truth and op[0] == "delete":
+            _, pick = op
+            assert isinstance(pick, int)
+            old = sorted(truth.values(), key=lambda t: t.trade_id)[pick % len(truth)]
+        else:
+            continue
+        if op[0] == "trade":
+            assert new is not None
+            messages = rolling.on_trade(new, seq)
+        else:
+            messages = rolling.on_correction(
+                old, new, correction_id=seq, kind=str(op[0]), sequence=seq
+            )
+        if old is not None:
+            del truth[old.trade_id]
+        if new is not None:
+            truth[new.trade_id] = new
+            newest = new.ts_ms if newest is None else max(newest, new.ts_ms)
+
+        touched = {
+            e
+            for e in emitted
+            if any(t is not None and e - window <= t.ts_ms < e for t in (old, new))
+        }
+        revised = [m for m in messages if isinstance(m, Revision)]
+        assert sorted(r.old.end_ms for r in revised) == sorted(touched)
+        for revision in revised:
+            end = revision.old.end_ms
+            assert revision.old.sums == emitted[end]
+            assert revision.new.sums == _brute(truth, end - window, end)
+            assert revision.sequence == seq
+            emitted[end] = revision.new.sums
+        for update in (m for m in messages if isinstance(m, Update)):
+            point = update.point
+            assert point.sums == _brute(truth, point.start_ms, point.end_ms)
+            if update.closed:
+                assert point.end_ms % step == 0
+                assert point.end_ms not in emitted
+                assert newest is not None
+                assert point.end_ms <= newest
+                emitted[point.end_ms] = point.sums
+            else:
+                assert point.end_ms == (newest or 0) + 1
+        live = rolling.live_point()
+        if live is not None:
+            assert live.sums == _brute(truth, live.start_ms, live.end_ms)
+
+
+def test_correction_revises_each_affected_closed_point_once() -> None:
+    """A price correction inside two closed windows yields two revisions with exact deltas."""
+    t1 = Trade("BTC", 1, 12, Decimal("10"), Decimal("1"))
+    rolling = RollingWindow("BTC", window_ms=10, step_ms=5, retention_ms=1000)
+    rolling.on_trade(t1, 1)
+    out = rolling.on_trade(Trade("BTC", 2, 25, Decimal("11"), Decimal("2")), 2)
+    closed = [m.point.end_ms for m in out if isinstance(m, Update) and m.closed]
+    assert closed == [15, 20, 25]
+    fixed = Trade("BTC", 1, 12, Decimal("12"), Decimal("1"))
+    out = rolling.on_correction(t1, fixed, correction_id=17, kind="updated", sequence=3)
+    revisions = [m for m in out if isinstance(m, Revision)]
+    assert [(r.old.end_ms, r.old.sums.notional, r.new.sums.notional) for r in revisions] == [
+        (15, Decimal("10"), Decimal("12")),
+        (20, Decimal("10"), Decimal("12")),
+    ]
+    assert revisions[0].reason == "correction 17: updated BTC trade 1"

@@ -1,0 +1,179 @@
+"""StreamVwap against a fake processor: live and closed points, exact revisions, resume."""
+
+from __future__ import annotations
+
+import asyncio
+from decimal import Decimal
+from typing import Any
+
+import grpc
+from trading.v1 import vwap_pb2
+
+from tests.vwap.support import FakeProcessor, VwapStarter
+from tradekit.domain import Trade
+from tradekit.wire import duration_from_ms, ms_from_timestamp
+from vwap.ranges import DAY_MS
+
+BASE = 1_700_006_400_000 - 1_700_006_400_000 % DAY_MS
+WINDOW = 60_000
+STEP = 10_000
+
+
+def _t(trade_id: int, offset: int, price: str, qty: str = "1") -> Trade:
+    return Trade("BTC", trade_id, BASE + offset, Decimal(price), Decimal(qty))
+
+
+def _sums(point: vwap_pb2.VwapPoint) -> tuple[Decimal, Decimal, int]:
+    return Decimal(point.notional), Decimal(point.volume), point.trade_count
+
+
+def _brute(truth: dict[int, Trade], point: vwap_pb2.VwapPoint) -> tuple[Decimal, Decimal, int]:
+    end = ms_from_timestamp(point.end_time, field="end_time")
+    inside = [t for t in truth.values() if end - WINDOW <= t.ts_ms < end]
+    return (
+        sum((t.notional for t in inside), Decimal(0)),
+        sum((t.quantity for t in inside), Decimal(0)),
+        len(inside),
+    )
+
+
+async def _until_loaded(running: Any) -> None:
+    for _ in range(500):
+        if running.hub.is_loaded("BTC", window_ms=WINDOW, step_ms=STEP):
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("live state never loaded")
+
+
+async def _read_until(call: Any, last_seq: int) -> list[vwap_pb2.StreamVwapResponse]:
+    out: list[vwap_pb2.StreamVwapResponse] = []
+    while True:
+        msg = await asyncio.wait_for(call.read(), timeout=10)
+        assert msg is not grpc.aio.EOF
+        out.append(msg)
+        if msg.HasField("update") and not msg.update.closed and msg.update.sequence == last_seq:
+            return out
+
+
+async def test_stream_revisions_and_resume_after_processor_restart(
+    start_vwap: VwapStarter, processor: FakeProcessor
+) -> None:
+    """Each correction revises every affected closed point exactly once with exact values;
+    after the processor restarts the follower resumes at the next sequence, missing nothing."""
+    truth: dict[int, Trade] = {}
+    history: dict[int, dict[int, Trade]] = {}
+    for trade in (_t(1, 1_000, "100"), _t(2, 5_000, "102", "2")):
+        await processor.trade(trade)
+        truth[trade.trade_id] = trade
+    request = vwap_pb2.StreamVwapRequest(
+        symbols=["BTC"], window=duration_from_ms(WINDOW), step=duration_from_ms(STEP)
+    )
+    async with start_vwap() as (running, stub):
+        first, second = stub.StreamVwap(request), stub.StreamVwap(request)
+        await _until_loaded(running)
+        assert running.hub.tracker_count == 1
+
+        async def trade(t: Trade) -> int:
+            event = await processor.trade(t)
+            truth[t.trade_id] = t
+            history[event.sequence] = dict(truth)
+            return event.sequence
+
+        async def correct(kind: str, old: Trade | None, new: Trade | None) -> int:
+            event = await processor.correct(kind, old, new)
+            if old is not None:
+                del truth[old.trade_id]
+            if new is not None:
+                truth[new.trade_id] = new
+            history[event.sequence] = dict(truth)
+            return event.sequence
+
+        await trade(_t(3, 15_000, "104"))
+        await trade(_t(4, 25_000, "99.5", "0.5"))
+        await trade(_t(5, 32_000, "101"))
+        fix_seq = await correct("updated", _t(2, 5_000, "102", "2"), _t(2, 5_000, "103", "2"))
+        messages = await _read_until(first, fix_seq)
+
+        await processor.stop()
+        await trade(_t(6, 41_000, "105"))
+        delete_seq = await correct("deleted", _t(3, 15_000, "104"), None)
+        await processor.start()
+        last_seq = await trade(_t(7, 52_000, "98", "3"))
+        messages += await _read_until(first, last_seq)
+        assert await _read_until(second, last_seq) == messages
+        first.cancel()
+        second.cancel()
+
+    live = [m.update for m in messages if m.HasField("update") and not m.update.closed]
+    assert [u.sequence for u in live] == list(range(3, last_seq + 1))
+    closed: dict[int, tuple[Decimal, Decimal, int]] = {}
+    revised: dict[int, list[int]] = {}
+    for msg in messages:
+        if msg.HasField("update"):
+            assert _sums(msg.update.point) == _brute(history[msg.update.sequence], msg.update.point)
+            if msg.update.closed:
+                end = ms_from_timestamp(msg.update.point.end_time, field="end")
+                assert end not in closed
+                closed[end] = _sums(msg.update.point)
+        else:
+            rev = msg.revision
+            end = ms_from_timestamp(rev.old_point.end_time, field="end")
+            assert _sums(rev.old_point) == closed[end]
+            assert _sums(rev.new_point) == _brute(history[rev.sequence], rev.new_point)
+            closed[end] = _sums(rev.new_point)
+            revised.setdefault(rev.sequence, []).append(end - BASE)
+    assert sorted(closed) == [BASE + k * STEP for k in range(1, 6)]
+    assert revised == {fix_seq: [10_000, 20_000, 30_000], delete_seq: [20_000, 30_000, 40_000]}
+    fix = next(m.revision for m in messages if m.HasField("revision"))
+    assert fix.reason.startswith("correction ")
+    assert fix.reason.endswith("updated BTC trade 2")
+    assert processor.requests[0] == 3
+    assert set(processor.requests[1:]) == {delete_seq - 1}
+    assert (running.follower.gaps, running.follower.duplicates) == (0, 0)
+    assert running.follower.last_sequence == last_seq
+
+
+async def test_subscription_snapshot_neither_misses_nor_repeats(
+    start_vwap: VwapStarter, processor: FakeProcessor
+) -> None:
+    """An event committed before the subscription's snapshot but streamed after it is counted
+    once (from the snapshot) and not re-applied; later events are applied on top."""
+    await processor.trade(_t(1, 1_000, "100"))
+    request = vwap_pb2.StreamVwapRequest(
+        symbols=["BTC"], window=duration_from_ms(WINDOW), step=duration_from_ms(STEP)
+    )
+    async with start_vwap() as (running, stub):
+        held = await processor.trade(_t(2, 2_000, "200"), release=False)
+        call = stub.StreamVwap(request)
+        await _until_loaded(running)
+        await processor.release([held])
+        last = await processor.trade(_t(3, 3_000, "300"))
+        messages = await _read_until(call, last.sequence)
+        call.cancel()
+    assert [m.update.sequence for m in messages] == [last.sequence]
+    assert _sums(messages[0].update.point) == (Decimal(600), Decimal(3), 3)
+
+
+async def test_all_symbols_stream_picks_up_a_new_symbol(
+    start_vwap: VwapStarter, processor: FakeProcessor
+) -> None:
+    """With no symbols requested, a symbol first traded after subscribing is followed too."""
+    await processor.trade(_t(1, 1_000, "100"))
+    request = vwap_pb2.StreamVwapRequest(
+        window=duration_from_ms(WINDOW), step=duration_from_ms(STEP)
+    )
+    async with start_vwap() as (running, stub):
+        call = stub.StreamVwap(request)
+        await _until_loaded(running)
+        await processor.trade(Trade("ETH", 1, BASE + 1_000, Decimal("10"), Decimal("1")))
+        for _ in range(500):
+            if running.hub.is_loaded("ETH", window_ms=WINDOW, step_ms=STEP):
+                break
+            await asyncio.sleep(0.01)
+        eth = await processor.trade(Trade("ETH", 2, BASE + 2_000, Decimal("20"), Decimal("1")))
+        btc = await processor.trade(_t(2, 2_000, "300"))
+        messages = await _read_until(call, btc.sequence)
+        call.cancel()
+    updates = {(m.update.point.symbol, m.update.sequence): m.update.point for m in messages}
+    assert _sums(updates["ETH", eth.sequence]) == (Decimal(30), Decimal(2), 2)
+    assert _sums(updates["BTC", btc.sequence]) == (Decimal(400), Decimal(2), 2)

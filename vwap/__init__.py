@@ -1,0 +1,1 @@
+"""The VWAP service: exact VWAP over any window, rolling series, live streams with revisions."""

@@ -1,0 +1,68 @@
+"""Wire the VWAP service: pool, cache, live hub, event follower and gRPC server."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from tradekit.grpc_server import GrpcServer
+from tradekit.logs import event_logger
+from vwap.cache import VwapCache
+from vwap.config import VwapConfig
+from vwap.follower import EventFollower
+from vwap.live import LiveHub
+from vwap.service import Limits, VwapService
+from vwap.servicer import VwapServicer, registration
+from vwap.storage import VwapStore, open_pool
+
+log = event_logger("vwap.app")
+
+
+@dataclass(frozen=True, slots=True)
+class RunningVwap:
+    """A started VWAP service: its address and parts tests and benchmarks look at."""
+
+    address: str
+    service: VwapService
+    hub: LiveHub
+    follower: EventFollower
+
+
+@asynccontextmanager
+async def run_vwap(config: VwapConfig) -> AsyncIterator[RunningVwap]:
+    """Start the VWAP service; leaving the block stops it gracefully."""
+    async with open_pool(config.database_url) as pool:
+        store = VwapStore(pool)
+        cache = VwapCache(max_entries=config.cache_size)
+        service = VwapService(
+            store,
+            cache,
+            Limits(config.max_window_ms, config.max_series_points, config.cache_min_age_ms),
+        )
+        hub = LiveHub(store, retention_ms=config.revision_horizon_ms)
+        head = await store.head_sequence()
+        hub.sequence = head
+        follower = EventFollower(
+            config.processor_address, start_after=head, sinks=[service.on_event, hub.apply]
+        )
+        log.info("following_events", processor=config.processor_address, after_sequence=head)
+        async with asyncio.TaskGroup() as tasks:
+            follow_task = tasks.create_task(follower.run(), name="vwap-follower")
+            discover_task = tasks.create_task(hub.follow_new_symbols(), name="vwap-discovery")
+            try:
+                async with GrpcServer(
+                    name="vwap",
+                    host=config.host,
+                    port=config.port,
+                    grace_s=config.grace_s,
+                    services=[registration(VwapServicer(service, hub))],
+                ) as server:
+                    try:
+                        yield RunningVwap(server.address, service, hub, follower)
+                    finally:
+                        hub.close()
+            finally:
+                follow_task.cancel()
+                discover_task.cancel()

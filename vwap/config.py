@@ -1,0 +1,83 @@
+"""The VWAP service's settings, read once from the environment at the entry point."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from tradekit.config import ConfigError, Env, Setting
+
+SETTINGS = (
+    Setting("VWAP_HOST", "127.0.0.1", "Interface the gRPC server listens on"),
+    Setting("VWAP_PORT", "50053", "gRPC port (0 picks a free port)"),
+    Setting(
+        "DATABASE_URL",
+        "postgresql://postgres@127.0.0.1:5432/trading",
+        "PostgreSQL holding the processor's trade store (read only)",
+    ),
+    Setting("PROCESSOR_ADDRESS", "127.0.0.1:50052", "ProcessorService address (event stream)"),
+    Setting("VWAP_MAX_WINDOW", "31d", "Largest accepted window"),
+    Setting("VWAP_MAX_SERIES_POINTS", "10000", "Most points one GetVwapSeries may return"),
+    Setting("VWAP_CACHE_SIZE", "100000", "Closed-window answers kept in the LRU cache (0: off)"),
+    Setting(
+        "VWAP_CACHE_MIN_AGE",
+        "10s",
+        "How long after its end a window counts as closed and may be cached",
+    ),
+    Setting(
+        "VWAP_REVISION_HORIZON",
+        "1h",
+        "How long emitted closed StreamVwap points stay open to revisions",
+    ),
+    Setting("VWAP_GRACE", "5s", "Grace period for in-flight RPCs at shutdown"),
+    Setting("LOG_LEVEL", "info", "Log level: debug, info, warning or error"),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class VwapConfig:
+    """Everything the VWAP service needs to start."""
+
+    #: Interface the gRPC server listens on.
+    host: str = "127.0.0.1"
+    #: gRPC port; 0 picks a free one.
+    port: int = 50053
+    #: PostgreSQL connection string of the processor's store.
+    database_url: str = "postgresql://postgres@127.0.0.1:5432/trading"
+    #: ProcessorService address for StreamEvents.
+    processor_address: str = "127.0.0.1:50052"
+    #: Largest window in milliseconds.
+    max_window_ms: int = 31 * 86_400_000
+    #: Most points of one series.
+    max_series_points: int = 10_000
+    #: Entries of the closed-window cache.
+    cache_size: int = 100_000
+    #: Age (ms after its end) from which a window is cacheable.
+    cache_min_age_ms: int = 10_000
+    #: How long emitted closed points accept revisions.
+    revision_horizon_ms: int = 3_600_000
+    #: Shutdown grace period in seconds.
+    grace_s: float = 5.0
+    #: Log level.
+    log_level: str = "info"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> VwapConfig:
+        """Read and validate the settings; ConfigError names the variable to fix."""
+        env = Env(SETTINGS, environ)
+        level = env.text("LOG_LEVEL").lower()
+        if level not in ("debug", "info", "warning", "error"):
+            raise ConfigError(f"LOG_LEVEL must be debug, info, warning or error, got {level!r}")
+        return cls(
+            host=env.text("VWAP_HOST"),
+            port=env.integer("VWAP_PORT", minimum=0),
+            database_url=env.text("DATABASE_URL"),
+            processor_address=env.text("PROCESSOR_ADDRESS"),
+            max_window_ms=env.duration_ms("VWAP_MAX_WINDOW", minimum=1),
+            max_series_points=env.integer("VWAP_MAX_SERIES_POINTS", minimum=1),
+            cache_size=env.integer("VWAP_CACHE_SIZE", minimum=0),
+            cache_min_age_ms=env.duration_ms("VWAP_CACHE_MIN_AGE"),
+            revision_horizon_ms=env.duration_ms("VWAP_REVISION_HORIZON"),
+            grace_s=env.duration_ms("VWAP_GRACE") / 1000,
+            log_level=level,
+        )

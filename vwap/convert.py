@@ -1,0 +1,72 @@
+"""Domain ⇄ protobuf for the VWAP service's messages (used by the gRPC layer and live fan-out)."""
+
+from __future__ import annotations
+
+from trading.v1 import trade_pb2, vwap_pb2
+
+from tradekit.money import to_text
+from tradekit.wire import timestamp_from_ms, trade_to_proto
+from vwap.points import VwapPoint
+from vwap.rolling import Message, Update
+from vwap.storage import StoredTrade, SymbolSummary
+
+_SOURCES = {"ws": trade_pb2.TRADE_SOURCE_WEBSOCKET, "rest": trade_pb2.TRADE_SOURCE_REST}
+
+
+def point_to_proto(point: VwapPoint) -> vwap_pb2.VwapPoint:
+    """The protobuf form of a point; ``vwap`` unset for an empty window."""
+    msg = vwap_pb2.VwapPoint(
+        symbol=point.symbol,
+        start_time=timestamp_from_ms(point.start_ms),
+        end_time=timestamp_from_ms(point.end_ms),
+        notional=to_text(point.sums.notional),
+        volume=to_text(point.sums.volume),
+        trade_count=point.sums.count,
+        verified=point.verified,
+    )
+    vwap = point.sums.vwap
+    if vwap is not None:
+        msg.vwap = to_text(vwap)
+    return msg
+
+
+def message_to_proto(message: Message) -> vwap_pb2.StreamVwapResponse:
+    """A live update or revision as a StreamVwap response."""
+    if isinstance(message, Update):
+        return vwap_pb2.StreamVwapResponse(
+            update=vwap_pb2.VwapUpdate(
+                point=point_to_proto(message.point),
+                closed=message.closed,
+                sequence=message.sequence,
+            )
+        )
+    return vwap_pb2.StreamVwapResponse(
+        revision=vwap_pb2.VwapRevision(
+            old_point=point_to_proto(message.old),
+            new_point=point_to_proto(message.new),
+            reason=message.reason,
+            sequence=message.sequence,
+        )
+    )
+
+
+def stored_trade_to_proto(stored: StoredTrade) -> trade_pb2.StoredTrade:
+    """The protobuf form of a stored trade."""
+    return trade_pb2.StoredTrade(
+        trade=trade_to_proto(stored.trade),
+        source=_SOURCES.get(stored.source, trade_pb2.TRADE_SOURCE_UNSPECIFIED),
+        verified=stored.verified,
+        received_time=timestamp_from_ms(stored.received_ms),
+    )
+
+
+def summary_to_proto(summary: SymbolSummary) -> vwap_pb2.SymbolSummary:
+    """The protobuf form of a symbol summary (verified_until unset when unknown)."""
+    msg = vwap_pb2.SymbolSummary(
+        symbol=summary.symbol,
+        first_trade_time=timestamp_from_ms(summary.first_ms),
+        last_trade_time=timestamp_from_ms(summary.last_ms),
+    )
+    if summary.verified_until_ms is not None:
+        msg.verified_until.CopyFrom(timestamp_from_ms(summary.verified_until_ms))
+    return msg

@@ -1,0 +1,102 @@
+"""Follow ``ProcessorService.StreamEvents`` from a sequence, forever, missing nothing.
+
+Reconnects with capped exponential backoff when the processor is unreachable or restarts, and
+resumes at the last applied sequence + 1. Sequences are strictly increasing and gap-free: a
+duplicate is skipped, a gap is logged (it means events were lost upstream).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+
+import grpc
+from trading.v1 import events_pb2, processor_pb2, processor_pb2_grpc
+
+from tradekit.logs import event_logger
+from tradekit.wire import WireError
+from vwap.events import DomainEvent, event_from_proto
+
+log = event_logger("vwap.follower")
+
+EventSink = Callable[[DomainEvent], None]
+
+
+class EventFollower:
+    """Applies the processor's events, in order, to ``sinks``; ``run()`` until cancelled."""
+
+    def __init__(
+        self,
+        address: str,
+        *,
+        start_after: int,
+        sinks: Sequence[EventSink],
+        initial_backoff_s: float = 0.05,
+        max_backoff_s: float = 2.0,
+    ) -> None:
+        self._address = address
+        self._sinks = tuple(sinks)
+        self._initial_backoff_s = initial_backoff_s
+        self._max_backoff_s = max_backoff_s
+        #: The last sequence applied (or skipped as undecodable).
+        self.last_sequence = start_after
+        self.connections = 0
+        self.gaps = 0
+        self.duplicates = 0
+        self._progress = asyncio.Condition()
+
+    async def wait_for(self, sequence: int) -> None:
+        """Return once ``sequence`` has been applied."""
+        async with self._progress:
+            await self._progress.wait_for(lambda: self.last_sequence >= sequence)
+
+    def _handle(self, event_msg: events_pb2.Event) -> None:
+        seq = event_msg.sequence
+        if seq <= self.last_sequence:
+            self.duplicates += 1
+            log.warning("event_duplicate", sequence=seq, last=self.last_sequence)
+            return
+        if seq != self.last_sequence + 1:
+            self.gaps += 1
+            log.error("event_gap", expected=self.last_sequence + 1, received=seq)
+        self.last_sequence = seq
+        try:
+            event = event_from_proto(event_msg)
+        except WireError as exc:
+            log.error("event_undecodable", sequence=seq, error=str(exc))
+            return
+        for sink in self._sinks:
+            sink(event)
+
+    async def _follow_once(self, stub: processor_pb2_grpc.ProcessorServiceStub) -> None:
+        request = processor_pb2.StreamEventsRequest(from_sequence=self.last_sequence + 1)
+        call = stub.StreamEvents(request)
+        self.connections += 1
+        log.info("stream_opened", address=self._address, from_sequence=request.from_sequence)
+        async for response in call:
+            self._handle(response.event)
+            async with self._progress:
+                self._progress.notify_all()
+
+    async def run(self) -> None:
+        """Follow until cancelled, reconnecting with backoff."""
+        backoff = self._initial_backoff_s
+        async with grpc.aio.insecure_channel(self._address) as channel:
+            stub = processor_pb2_grpc.ProcessorServiceStub(channel)  # type: ignore[no-untyped-call]
+            while True:
+                before = self.last_sequence
+                try:
+                    await self._follow_once(stub)
+                    log.warning("stream_ended", last_sequence=self.last_sequence)
+                except grpc.aio.AioRpcError as exc:
+                    log.warning(
+                        "stream_failed",
+                        code=exc.code().name,
+                        details=exc.details() or "",
+                        last_sequence=self.last_sequence,
+                        retry_in_s=backoff,
+                    )
+                if self.last_sequence > before:
+                    backoff = self._initial_backoff_s
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, self._max_backoff_s)

@@ -1,0 +1,257 @@
+"""Live VWAP fan-out: one shared :class:`RollingWindow` per (symbol, window, step), many
+subscribers.
+
+A tracker is created on the first subscription: it registers with the hub first (so it buffers
+every event dispatched from then on), then reads a database snapshot of recent trades together
+with ``event_head``, then replays the buffered events newer than that head. The follower only
+dispatches committed events, so the snapshot's head is never older than the hub's position:
+nothing is missed, nothing applied twice. Each message is rendered to protobuf once and queued
+to every subscriber; a subscriber that cannot keep up is cut off rather than slowing others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+import psycopg
+from trading.v1 import vwap_pb2
+
+from tradekit.logs import event_logger
+from vwap.convert import message_to_proto
+from vwap.errors import LiveStateUnavailable
+from vwap.events import DomainEvent, TradeArrived, TradeCorrected, WindowVerified
+from vwap.rolling import Message, RollingWindow
+from vwap.storage import VwapStore
+
+log = event_logger("vwap.live")
+
+TrackerKey = tuple[str, int, int]
+
+
+class Subscriber:
+    """One StreamVwap call's queue of rendered messages; ``None`` ends the stream."""
+
+    def __init__(self, max_queue: int) -> None:
+        self.queue: asyncio.Queue[vwap_pb2.StreamVwapResponse | None] = asyncio.Queue(max_queue)
+        self.overflowed = False
+        #: Trackers this subscriber is attached to (or being attached to), by key.
+        self.attached: dict[TrackerKey, Tracker | None] = {}
+
+    def offer(self, message: vwap_pb2.StreamVwapResponse | None) -> None:
+        """Queue ``message``; mark the subscriber overflowed when its queue is full."""
+        try:
+            self.queue.put_nowait(message)
+        except asyncio.QueueFull:
+            self.overflowed = True
+
+
+@dataclass(eq=False)
+class Tracker:
+    """The shared rolling state of one (symbol, window, step)."""
+
+    key: TrackerKey
+    subscribers: set[Subscriber] = field(default_factory=set)
+    pending: list[DomainEvent] = field(default_factory=list)
+    rolling: RollingWindow | None = None
+    loaded_seq: int = 0
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
+    failed: BaseException | None = None
+
+    def apply(self, event: DomainEvent) -> list[Message]:
+        """Feed one event in sequence order; the messages it produces."""
+        if self.rolling is None:
+            self.pending.append(event)
+            return []
+        if event.sequence <= self.loaded_seq:
+            return []
+        if isinstance(event, TradeArrived):
+            return self.rolling.on_trade(event.trade, event.sequence)
+        if isinstance(event, TradeCorrected):
+            return self.rolling.on_correction(
+                event.old,
+                event.new,
+                correction_id=event.correction_id,
+                kind=event.kind,
+                sequence=event.sequence,
+            )
+        return []
+
+
+class LiveHub:
+    """Routes followed events to trackers and their subscribers."""
+
+    def __init__(self, store: VwapStore, *, retention_ms: int, max_queue: int = 10_000) -> None:
+        self._store = store
+        self._retention_ms = retention_ms
+        self._max_queue = max_queue
+        self._trackers: dict[TrackerKey, Tracker] = {}
+        self._by_symbol: dict[str, set[Tracker]] = {}
+        #: Subscribers to all symbols, by (window_ms, step_ms).
+        self._wildcards: dict[tuple[int, int], set[Subscriber]] = {}
+        self._subscribers: set[Subscriber] = set()
+        self._discovered: asyncio.Queue[str] = asyncio.Queue()
+        self._discovering: set[str] = set()
+        self._closed = False
+        self.sequence = 0
+        self.messages_sent = 0
+
+    def apply(self, event: DomainEvent) -> None:
+        """Dispatch one committed event (called by the follower, in sequence order)."""
+        self.sequence = event.sequence
+        if isinstance(event, WindowVerified):
+            return
+        trackers = tuple(self._by_symbol.get(event.symbol, ()))
+        for tracker in trackers:
+            self._deliver(tracker, tracker.apply(event))
+        if self._wildcards and event.symbol not in self._discovering:
+            for (window_ms, step_ms), subscribers in self._wildcards.items():
+                shared = self._trackers.get((event.symbol, window_ms, step_ms))
+                if shared is None or not subscribers <= shared.subscribers:
+                    self._discovering.add(event.symbol)
+                    self._discovered.put_nowait(event.symbol)
+                    break
+
+    async def follow_new_symbols(self) -> None:
+        """Attach all-symbol subscribers to symbols seen for the first time; run until
+        cancelled (owned by the app's TaskGroup)."""
+        while True:
+            symbol = await self._discovered.get()
+            try:
+                for (window_ms, step_ms), subscribers in tuple(self._wildcards.items()):
+                    key = (symbol, window_ms, step_ms)
+                    for subscriber in tuple(subscribers):
+                        try:
+                            await self._attach_once(key, subscriber)
+                        except (LiveStateUnavailable, psycopg.Error) as exc:
+                            log.error("symbol_attach_failed", symbol=symbol, error=str(exc))
+            finally:
+                self._discovering.discard(symbol)
+
+    def _deliver(self, tracker: Tracker, messages: Sequence[Message]) -> None:
+        for message in messages:
+            rendered = message_to_proto(message)
+            for subscriber in tracker.subscribers:
+                subscriber.offer(rendered)
+            self.messages_sent += len(tracker.subscribers)
+
+    async def _load(self, tracker: Tracker) -> None:
+        symbol, window_ms, step_ms = tracker.key
+        try:
+            head, trades = await self._store.recent_trades(symbol, window_ms + step_ms)
+        except BaseException as exc:
+            tracker.failed = exc
+            self._forget(tracker)
+            tracker.ready.set()
+            raise
+        rolling = RollingWindow(
+            symbol,
+            window_ms=window_ms,
+            step_ms=step_ms,
+            retention_ms=self._retention_ms,
+            trades=trades,
+        )
+        tracker.rolling, tracker.loaded_seq = rolling, head
+        pending, tracker.pending = tracker.pending, []
+        for event in pending:
+            self._deliver(tracker, tracker.apply(event))
+        tracker.ready.set()
+        log.info(
+            "tracker_loaded",
+            symbol=symbol,
+            window_ms=window_ms,
+            step_ms=step_ms,
+            head=head,
+            trades=len(trades),
+            replayed=len(pending),
+        )
+
+    def _forget(self, tracker: Tracker) -> None:
+        if self._trackers.get(tracker.key) is tracker:
+            del self._trackers[tracker.key]
+            self._by_symbol[tracker.key[0]].discard(tracker)
+
+    async def _attach(self, key: TrackerKey, subscriber: Subscriber) -> Tracker:
+        while True:
+            tracker = self._trackers.get(key)
+            if tracker is None:
+                tracker = Tracker(key)
+                self._trackers[key] = tracker
+                self._by_symbol.setdefault(key[0], set()).add(tracker)
+                tracker.subscribers.add(subscriber)
+                await self._load(tracker)
+                return tracker
+            tracker.subscribers.add(subscriber)
+            await tracker.ready.wait()
+            if tracker.failed is None:
+                return tracker
+            tracker.subscribers.discard(subscriber)
+            if not isinstance(tracker.failed, asyncio.CancelledError):
+                raise LiveStateUnavailable(
+                    f"the live state of {key[0]} could not be loaded, retry"
+                ) from tracker.failed
+            # The subscriber that was loading it went away: load it ourselves.
+
+    async def _attach_once(self, key: TrackerKey, subscriber: Subscriber) -> None:
+        """Attach ``subscriber`` to ``key`` unless it already is (or is being) attached."""
+        if key in subscriber.attached:
+            return
+        subscriber.attached[key] = None
+        try:
+            subscriber.attached[key] = await self._attach(key, subscriber)
+        except BaseException:
+            del subscriber.attached[key]
+            raise
+
+    def _detach(self, tracker: Tracker, subscriber: Subscriber) -> None:
+        tracker.subscribers.discard(subscriber)
+        if not tracker.subscribers:
+            self._forget(tracker)
+
+    @asynccontextmanager
+    async def subscribe(
+        self, symbols: Sequence[str], *, window_ms: int, step_ms: int
+    ) -> AsyncIterator[Subscriber]:
+        """A subscriber receiving the live messages of ``symbols`` (all symbols, including
+        ones first seen later, when empty) until the block exits."""
+        subscriber = Subscriber(self._max_queue)
+        self._subscribers.add(subscriber)
+        wildcard = self._wildcards.setdefault((window_ms, step_ms), set()) if not symbols else None
+        try:
+            if self._closed:
+                subscriber.offer(None)
+            if wildcard is not None:
+                # Registered before listing: a symbol first seen after the listing's snapshot
+                # is discovered from its event.
+                wildcard.add(subscriber)
+                symbols = [s.symbol for s in await self._store.symbols()]
+            for symbol in dict.fromkeys(symbols):
+                await self._attach_once((symbol, window_ms, step_ms), subscriber)
+            yield subscriber
+        finally:
+            self._subscribers.discard(subscriber)
+            if wildcard is not None:
+                wildcard.discard(subscriber)
+                if not wildcard:
+                    del self._wildcards[(window_ms, step_ms)]
+            for tracker in subscriber.attached.values():
+                if tracker is not None:
+                    self._detach(tracker, subscriber)
+
+    def close(self) -> None:
+        """End every live stream (shutdown)."""
+        self._closed = True
+        for subscriber in self._subscribers:
+            subscriber.offer(None)
+
+    def is_loaded(self, symbol: str, *, window_ms: int, step_ms: int) -> bool:
+        """True when the shared state of (symbol, window, step) is loaded and following."""
+        tracker = self._trackers.get((symbol, window_ms, step_ms))
+        return tracker is not None and tracker.rolling is not None
+
+    @property
+    def tracker_count(self) -> int:
+        """Trackers currently shared by subscribers."""
+        return len(self._trackers)

@@ -1,0 +1,221 @@
+"""The live rolling VWAP of one symbol for one (window, step), as a pure state machine.
+
+Fed trades and corrections in event order, it emits:
+
+- a live :class:`Update` after each change, for ``[newest_ts + 1 - window, newest_ts + 1)``;
+- a closed :class:`Update` for each step boundary ``k * step`` once a trade at or after it
+  has been seen;
+- a :class:`Revision` for each already-emitted closed point (kept for ``retention_ms``) whose
+  window contains the old or new time of a corrected trade (or a late trade): exactly one per
+  point per event, new = old + delta, independent of any database timing.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from tradekit.domain import Trade
+from vwap.points import Sums, VwapPoint
+
+Key = tuple[int, int]
+
+
+@dataclass(frozen=True, slots=True)
+class Update:
+    """A new value of the rolling VWAP; ``closed`` for a step-boundary point."""
+
+    point: VwapPoint
+    closed: bool
+    sequence: int
+
+
+@dataclass(frozen=True, slots=True)
+class Revision:
+    """A closed point changed by a correction."""
+
+    old: VwapPoint
+    new: VwapPoint
+    reason: str
+    sequence: int
+
+
+Message = Update | Revision
+
+
+def _contrib(trade: Trade | None, start_ms: int, end_ms: int) -> Sums:
+    if trade is None or not start_ms <= trade.ts_ms < end_ms:
+        return Sums()
+    return Sums.of(trade)
+
+
+class RollingWindow:
+    """Rolling sums over the newest ``window_ms`` of one symbol's trades, with closed points."""
+
+    def __init__(
+        self,
+        symbol: str,
+        *,
+        window_ms: int,
+        step_ms: int,
+        retention_ms: int,
+        trades: Iterable[Trade] = (),
+    ) -> None:
+        self.symbol = symbol
+        self.window_ms = window_ms
+        self.step_ms = step_ms
+        self.retention_ms = retention_ms
+        self._keys: list[Key] = []
+        self._trades: dict[int, Trade] = {}
+        self._sums = Sums()
+        self.end_ms: int | None = None
+        #: Emitted closed points still open to revision: end_ms -> sums.
+        self.closed: dict[int, Sums] = {}
+        self._last_boundary: int | None = None
+        for trade in sorted(trades, key=lambda t: t.sort_key):
+            self._insert(trade)
+        if self._keys:
+            newest = self._keys[-1][0]
+            self.end_ms = newest + 1
+            self._sums = self._range_sums(self.end_ms - window_ms, self.end_ms)
+            self._last_boundary = newest - newest % step_ms
+            self._prune()
+
+    # -- queries ---------------------------------------------------------------------------
+
+    def live_point(self) -> VwapPoint | None:
+        """The current live point, None before any trade."""
+        if self.end_ms is None:
+            return None
+        return VwapPoint(self.symbol, self.end_ms, self.window_ms, self._sums, False)
+
+    def _point(self, end_ms: int, sums: Sums) -> VwapPoint:
+        return VwapPoint(self.symbol, end_ms, self.window_ms, sums, False)
+
+    def _range_sums(self, start_ms: int, end_ms: int) -> Sums:
+        lo = bisect.bisect_left(self._keys, (start_ms, -(2**63)))
+        hi = bisect.bisect_left(self._keys, (end_ms, -(2**63)))
+        total = Sums()
+        for ts, trade_id in self._keys[lo:hi]:
+            del ts
+            total = total + Sums.of(self._trades[trade_id])
+        return total
+
+    # -- state changes ---------------------------------------------------------------------
+
+    def _horizon(self) -> int | None:
+        if self.end_ms is None:
+            return None
+        return self.end_ms - self.window_ms - self.step_ms
+
+    def _insert(self, trade: Trade) -> None:
+        horizon = self._horizon()
+        if trade.trade_id in self._trades or (horizon is not None and trade.ts_ms < horizon):
+            return
+        self._trades[trade.trade_id] = trade
+        bisect.insort(self._keys, trade.sort_key)
+        if self.end_ms is not None and self.end_ms - self.window_ms <= trade.ts_ms < self.end_ms:
+            self._sums = self._sums + Sums.of(trade)
+
+    def _remove(self, trade: Trade) -> None:
+        stored = self._trades.pop(trade.trade_id, None)
+        if stored is None:
+            return
+        pos = bisect.bisect_left(self._keys, stored.sort_key)
+        del self._keys[pos]
+        if self.end_ms is not None and self.end_ms - self.window_ms <= stored.ts_ms < self.end_ms:
+            self._sums = self._sums - Sums.of(stored)
+
+    def _prune(self) -> None:
+        horizon = self._horizon()
+        if horizon is None:
+            return
+        cut = bisect.bisect_left(self._keys, (horizon, -(2**63)))
+        for _, trade_id in self._keys[:cut]:
+            del self._trades[trade_id]
+        del self._keys[:cut]
+        if self._last_boundary is not None:
+            oldest = self._last_boundary - self.retention_ms
+            for end_ms in [e for e in self.closed if e <= oldest]:
+                del self.closed[end_ms]
+
+    def _advance(self, newest_ts: int, sequence: int) -> list[Message]:
+        """Close the boundaries up to ``newest_ts`` and move the live end past it."""
+        out: list[Message] = []
+        latest = newest_ts - newest_ts % self.step_ms
+        first = latest + self.step_ms  # nothing to close before the first trade
+        if self._last_boundary is not None:
+            first = max(self._last_boundary + self.step_ms, latest - self.retention_ms)
+        for boundary in range(first, newest_ts + 1, self.step_ms):
+            sums = self._range_sums(boundary - self.window_ms, boundary)
+            self.closed[boundary] = sums
+            out.append(Update(self._point(boundary, sums), True, sequence))
+        self._last_boundary = latest
+        new_end = newest_ts + 1
+        old_end = self.end_ms
+        if old_end is None or new_end - self.window_ms >= old_end:
+            self._sums = self._range_sums(new_end - self.window_ms, new_end)
+        else:
+            self._sums = (
+                self._sums
+                + self._range_sums(old_end, new_end)
+                - self._range_sums(old_end - self.window_ms, new_end - self.window_ms)
+            )
+        self.end_ms = new_end
+        return out
+
+    def _revise(
+        self, old: Trade | None, new: Trade | None, reason: str, sequence: int
+    ) -> list[Message]:
+        out: list[Message] = []
+        for end_ms in sorted(self.closed):
+            start_ms = end_ms - self.window_ms
+            touched = any(t is not None and start_ms <= t.ts_ms < end_ms for t in (old, new))
+            if not touched:
+                continue
+            before = self.closed[end_ms]
+            after = before - _contrib(old, start_ms, end_ms) + _contrib(new, start_ms, end_ms)
+            self.closed[end_ms] = after
+            out.append(
+                Revision(self._point(end_ms, before), self._point(end_ms, after), reason, sequence)
+            )
+        return out
+
+    def _apply(
+        self, old: Trade | None, new: Trade | None, reason: str, sequence: int
+    ) -> list[Message]:
+        out = self._revise(old, new, reason, sequence)
+        before = (self.end_ms, self._sums)
+        if old is not None:
+            self._remove(old)
+        if new is not None:
+            if self.end_ms is None or new.ts_ms >= self.end_ms:
+                out.extend(self._advance(new.ts_ms, sequence))
+            self._insert(new)
+        self._prune()
+        live = self.live_point()
+        if live is not None and (self.end_ms, self._sums) != before:
+            out.append(Update(live, False, sequence))
+        return out
+
+    def on_trade(self, trade: Trade, sequence: int) -> list[Message]:
+        """A new trade from the feed (ignored when already known)."""
+        if trade.trade_id in self._trades:
+            return []
+        return self._apply(None, trade, f"late trade {trade.symbol} {trade.trade_id}", sequence)
+
+    def on_correction(
+        self,
+        old: Trade | None,
+        new: Trade | None,
+        *,
+        correction_id: int,
+        kind: str,
+        sequence: int,
+    ) -> list[Message]:
+        """A correction: ``old`` (None for an insert) replaced by ``new`` (None for a delete)."""
+        trade = new if new is not None else old
+        assert trade is not None
+        reason = f"correction {correction_id}: {kind} {trade.symbol} trade {trade.trade_id}"
+        return self._apply(old, new, reason, sequence)

@@ -1,0 +1,156 @@
+"""The VWAP service's logic between the gRPC layer and storage: validation, the cache, series.
+
+Times are epoch milliseconds, money Decimal; no protobuf here.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from tradekit.domain import TimeWindow
+from vwap.cache import VwapCache
+from vwap.errors import InvalidRequest, UnknownSymbol
+from vwap.events import DomainEvent, TradeArrived, TradeCorrected, WindowVerified
+from vwap.paging import decode_token, encode_token, page_size
+from vwap.points import VwapPoint
+from vwap.ranges import plan_pieces
+from vwap.series import series_end_times, series_plan, series_sums
+from vwap.storage import StoredTrade, SymbolSummary, VwapStore
+
+
+def wall_clock_ms() -> int:
+    """Now, in epoch milliseconds."""
+    return time.time_ns() // 1_000_000
+
+
+def _verified(end_ms: int, verified_until_ms: int | None) -> bool:
+    return verified_until_ms is not None and end_ms <= verified_until_ms
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Bounds on requests."""
+
+    max_window_ms: int
+    max_series_points: int
+    cache_min_age_ms: int
+
+
+class VwapService:
+    """Answers VWAP, series, trades and symbol queries from the store and the cache."""
+
+    def __init__(
+        self,
+        store: VwapStore,
+        cache: VwapCache,
+        limits: Limits,
+        *,
+        clock: Callable[[], int] = wall_clock_ms,
+    ) -> None:
+        self._store = store
+        self.cache = cache
+        self._limits = limits
+        self.clock = clock
+
+    def check_window(self, window_ms: int, *, name: str = "window") -> None:
+        """InvalidRequest unless ``0 < window_ms <= max``."""
+        if window_ms <= 0:
+            raise InvalidRequest(f"{name} must be positive, got {window_ms} ms")
+        if window_ms > self._limits.max_window_ms:
+            raise InvalidRequest(
+                f"{name} must be at most {self._limits.max_window_ms} ms, got {window_ms} ms: "
+                "use a shorter window"
+            )
+
+    async def vwap(
+        self, symbol: str, end_ms: int, window_ms: int, *, timeout_ms: int | None = None
+    ) -> VwapPoint:
+        """The point over ``[end - window, end)``; cached once the window is closed."""
+        self.check_window(window_ms)
+        cacheable = end_ms <= self.clock() - self._limits.cache_min_age_ms
+        if cacheable:
+            cached = self.cache.get((symbol, end_ms, window_ms))
+            if cached is not None:
+                return cached
+        token = self.cache.token(symbol)
+        read = await self._store.window(
+            symbol, plan_pieces(end_ms - window_ms, end_ms), timeout_ms=timeout_ms
+        )
+        if not read.known:
+            raise UnknownSymbol(f"symbol {symbol} has no trades")
+        point = VwapPoint(
+            symbol, end_ms, window_ms, read.sums, _verified(end_ms, read.verified_until_ms)
+        )
+        if cacheable:
+            self.cache.put(point, token)
+        return point
+
+    async def series(
+        self,
+        symbol: str,
+        start_ms: int,
+        end_ms: int,
+        *,
+        step_ms: int,
+        window_ms: int,
+        timeout_ms: int | None = None,
+    ) -> list[VwapPoint]:
+        """Points at ``start, start + step, ... <= end``, each over ``[E - window, E)``."""
+        self.check_window(window_ms)
+        ends = series_end_times(start_ms, end_ms, step_ms, self._limits.max_series_points)
+        plan = series_plan(ends, window_ms)
+        atoms, known, verified_until = await self._store.atoms(
+            symbol, plan.pieces, timeout_ms=timeout_ms
+        )
+        if not known:
+            raise UnknownSymbol(f"symbol {symbol} has no trades")
+        sums = series_sums(ends, window_ms, plan, atoms)
+        return [
+            VwapPoint(symbol, e, window_ms, s, _verified(e, verified_until))
+            for e, s in zip(ends, sums, strict=True)
+        ]
+
+    async def trades(
+        self,
+        symbol: str,
+        window: TimeWindow,
+        *,
+        requested_page_size: int,
+        page_token: str,
+        timeout_ms: int | None = None,
+    ) -> tuple[list[StoredTrade], str]:
+        """One page of trades in ``window`` and the token of the next page ("" at the end)."""
+        size = page_size(requested_page_size)
+        after = decode_token(page_token, symbol, window.start_ms, window.end_ms)
+        rows, known = await self._store.trades(
+            symbol,
+            window.start_ms,
+            window.end_ms,
+            after=after,
+            limit=size + 1,
+            timeout_ms=timeout_ms,
+        )
+        if not known:
+            raise UnknownSymbol(f"symbol {symbol} has no trades")
+        if len(rows) <= size:
+            return rows, ""
+        page = rows[:size]
+        last = page[-1].trade.sort_key
+        return page, encode_token(symbol, window.start_ms, window.end_ms, last)
+
+    async def symbols(self, *, timeout_ms: int | None = None) -> list[SymbolSummary]:
+        """Symbols with stored trades."""
+        return await self._store.symbols(timeout_ms=timeout_ms)
+
+    def on_event(self, event: DomainEvent) -> None:
+        """Invalidate the cache entries an event may have changed."""
+        if isinstance(event, TradeArrived):
+            self.cache.invalidate_time(event.symbol, event.trade.ts_ms)
+        elif isinstance(event, TradeCorrected):
+            for trade in (event.old, event.new):
+                if trade is not None:
+                    self.cache.invalidate_time(event.symbol, trade.ts_ms)
+        elif isinstance(event, WindowVerified):
+            self.cache.invalidate_verified(event.symbol, event.end_ms)

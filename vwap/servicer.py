@@ -1,0 +1,177 @@
+"""The gRPC face of the VWAP service: protobuf ⇄ domain, errors → status codes, deadlines."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any, NoReturn
+
+import grpc
+import psycopg
+from trading.v1 import vwap_pb2, vwap_pb2_grpc
+
+from tradekit.domain import DomainError
+from tradekit.grpc_server import ServiceRegistration
+from tradekit.logs import event_logger
+from tradekit.wire import (
+    ms_from_duration,
+    ms_from_timestamp,
+    symbol_from_proto,
+    timestamp_from_ms,
+    window_from_fields,
+)
+from vwap.convert import point_to_proto, stored_trade_to_proto, summary_to_proto
+from vwap.errors import DeadlinePassed, InvalidRequest, LiveStateUnavailable, UnknownSymbol
+from vwap.live import LiveHub
+from vwap.service import VwapService
+
+log = event_logger("vwap.servicer")
+
+DEFAULT_WINDOW_MS = 5 * 60_000
+DEFAULT_STEP_MS = 60_000
+
+Context = grpc.aio.ServicerContext[Any, Any]
+
+
+async def _abort(context: Context, exc: Exception) -> NoReturn:
+    if isinstance(exc, UnknownSymbol):
+        await context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
+    if isinstance(exc, InvalidRequest | DomainError):
+        await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+    if isinstance(exc, DeadlinePassed | psycopg.errors.QueryCanceled):
+        await context.abort(
+            grpc.StatusCode.DEADLINE_EXCEEDED, "the deadline passed during the query"
+        )
+    log.error("request_failed", error=repr(exc))
+    await context.abort(grpc.StatusCode.UNAVAILABLE, "the trade store is unavailable, retry")
+
+
+_EXPECTED = (UnknownSymbol, InvalidRequest, DeadlinePassed, DomainError, psycopg.Error)
+
+
+def _timeout_ms(context: Context) -> int | None:
+    remaining = context.time_remaining()
+    if remaining is None:
+        return None
+    if remaining <= 0:
+        raise DeadlinePassed("the deadline has already passed")
+    return max(1, int(remaining * 1000))
+
+
+def _duration(msg: Any, name: str, default_ms: int) -> int:
+    return ms_from_duration(getattr(msg, name), field=name) if msg.HasField(name) else default_ms
+
+
+class VwapServicer(vwap_pb2_grpc.VwapServiceServicer):
+    """Implements trading.v1.VwapService over :class:`VwapService` and :class:`LiveHub`."""
+
+    def __init__(self, service: VwapService, hub: LiveHub) -> None:
+        self._service = service
+        self._hub = hub
+
+    async def GetVwap(
+        self, request: vwap_pb2.GetVwapRequest, context: Context
+    ) -> vwap_pb2.GetVwapResponse:
+        """One VWAP point."""
+        try:
+            now = self._service.clock()
+            symbol = symbol_from_proto(request.symbol)
+            end_ms = (
+                ms_from_timestamp(request.end_time, field="end_time")
+                if request.HasField("end_time")
+                else now
+            )
+            window_ms = _duration(request, "window", DEFAULT_WINDOW_MS)
+            point = await self._service.vwap(
+                symbol, end_ms, window_ms, timeout_ms=_timeout_ms(context)
+            )
+        except _EXPECTED as exc:
+            await _abort(context, exc)
+        return vwap_pb2.GetVwapResponse(point=point_to_proto(point), as_of=timestamp_from_ms(now))
+
+    async def GetVwapSeries(
+        self, request: vwap_pb2.GetVwapSeriesRequest, context: Context
+    ) -> AsyncIterator[vwap_pb2.GetVwapSeriesResponse]:
+        """The rolling series, in time order."""
+        try:
+            symbol = symbol_from_proto(request.symbol)
+            start_ms = ms_from_timestamp(request.start_time, field="start_time")
+            end_ms = ms_from_timestamp(request.end_time, field="end_time")
+            points = await self._service.series(
+                symbol,
+                start_ms,
+                end_ms,
+                step_ms=_duration(request, "step", DEFAULT_STEP_MS),
+                window_ms=_duration(request, "window", DEFAULT_WINDOW_MS),
+                timeout_ms=_timeout_ms(context),
+            )
+        except _EXPECTED as exc:
+            await _abort(context, exc)
+        for point in points:
+            yield vwap_pb2.GetVwapSeriesResponse(point=point_to_proto(point))
+
+    async def StreamVwap(
+        self, request: vwap_pb2.StreamVwapRequest, context: Context
+    ) -> AsyncIterator[vwap_pb2.StreamVwapResponse]:
+        """Live updates, closed points and revisions."""
+        try:
+            symbols = [symbol_from_proto(s) for s in request.symbols]
+            window_ms = _duration(request, "window", DEFAULT_WINDOW_MS)
+            step_ms = _duration(request, "step", DEFAULT_STEP_MS)
+            self._service.check_window(window_ms)
+            if step_ms <= 0:
+                raise InvalidRequest(f"step must be positive, got {step_ms} ms")
+        except _EXPECTED as exc:
+            await _abort(context, exc)
+        try:
+            async with self._hub.subscribe(symbols, window_ms=window_ms, step_ms=step_ms) as sub:
+                while True:
+                    message = await sub.queue.get()
+                    if sub.overflowed:
+                        await context.abort(
+                            grpc.StatusCode.RESOURCE_EXHAUSTED,
+                            "the client read too slowly and fell behind; reconnect",
+                        )
+                    if message is None:
+                        return
+                    yield message
+        except (LiveStateUnavailable, psycopg.Error) as exc:
+            await _abort(context, exc)
+
+    async def GetTrades(
+        self, request: vwap_pb2.GetTradesRequest, context: Context
+    ) -> vwap_pb2.GetTradesResponse:
+        """One page of stored trades."""
+        try:
+            symbol = symbol_from_proto(request.symbol)
+            window = window_from_fields(request.start_time, request.end_time)
+            trades, token = await self._service.trades(
+                symbol,
+                window,
+                requested_page_size=request.page_size,
+                page_token=request.page_token,
+                timeout_ms=_timeout_ms(context),
+            )
+        except _EXPECTED as exc:
+            await _abort(context, exc)
+        return vwap_pb2.GetTradesResponse(
+            trades=[stored_trade_to_proto(t) for t in trades], next_page_token=token
+        )
+
+    async def ListSymbols(
+        self, request: vwap_pb2.ListSymbolsRequest, context: Context
+    ) -> vwap_pb2.ListSymbolsResponse:
+        """Symbols with stored trades."""
+        try:
+            summaries = await self._service.symbols(timeout_ms=_timeout_ms(context))
+        except _EXPECTED as exc:
+            await _abort(context, exc)
+        return vwap_pb2.ListSymbolsResponse(symbols=[summary_to_proto(s) for s in summaries])
+
+
+def registration(servicer: VwapServicer) -> ServiceRegistration:
+    """The ServiceRegistration for GrpcServer."""
+
+    def add(server: grpc.aio.Server) -> None:
+        vwap_pb2_grpc.add_VwapServiceServicer_to_server(servicer, server)  # type: ignore[no-untyped-call]
+
+    return ServiceRegistration(vwap_pb2.DESCRIPTOR.services_by_name["VwapService"].full_name, add)

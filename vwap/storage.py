@@ -1,0 +1,294 @@
+"""All SQL of the VWAP service (read-only, parameterized) against the processor's schema.
+
+Window sums read whole buckets from ``trade_buckets_1d/1h/1m`` and raw edges from ``trades`` in
+one statement, so the answer is one consistent snapshot whether the relations are plain tables
+kept by triggers or TimescaleDB continuous aggregates with real-time aggregation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any, TypeAlias
+
+import psycopg
+from psycopg_pool import AsyncConnectionPool
+
+from tradekit.domain import Trade
+from vwap.points import Sums
+from vwap.ranges import Level, Piece
+from vwap.series import Atom
+
+Row: TypeAlias = tuple[Any, ...]
+Connection: TypeAlias = psycopg.AsyncConnection[Row]
+Pool: TypeAlias = AsyncConnectionPool[Connection]
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def open_pool(conninfo: str, *, min_size: int = 2, max_size: int = 20) -> Pool:
+    """An unopened pool; use it as ``async with open_pool(...) as pool``."""
+    return AsyncConnectionPool(
+        conninfo, min_size=min_size, max_size=max_size, open=False, name="vwap"
+    )
+
+
+def dt_from_ms(ms: int) -> datetime:
+    """The UTC datetime of ``ms`` milliseconds since the epoch (exact)."""
+    return _EPOCH + timedelta(milliseconds=ms)
+
+
+def ms_from_dt(value: datetime) -> int:
+    """Epoch milliseconds of an aware datetime (sub-millisecond part dropped)."""
+    delta = value - _EPOCH
+    return (delta.days * 86_400_000) + delta.seconds * 1000 + delta.microseconds // 1000
+
+
+def _ms(value: datetime | None) -> int | None:
+    return None if value is None else ms_from_dt(value)
+
+
+@dataclass(frozen=True, slots=True)
+class WindowRead:
+    """Sums over a window with what the symbol's row says, read in one snapshot."""
+
+    sums: Sums
+    known: bool
+    verified_until_ms: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredTrade:
+    """A stored trade with its provenance."""
+
+    trade: Trade
+    source: str
+    verified: bool
+    received_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class SymbolSummary:
+    """The stored history of one symbol."""
+
+    symbol: str
+    first_ms: int
+    last_ms: int
+    verified_until_ms: int | None
+
+
+_PIECES_CTE = """
+WITH r AS (
+    SELECT * FROM unnest(%(levels)s::bigint[], %(starts)s::timestamptz[], %(ends)s::timestamptz[])
+        AS r(level, s, e)
+), atoms AS (
+    SELECT b.bucket AS key, b.notional, b.volume, b.trade_count AS n, r.level
+    FROM trade_buckets_1d b JOIN r ON r.level = 86400000 AND b.bucket >= r.s AND b.bucket < r.e
+    WHERE b.symbol = %(symbol)s
+    UNION ALL
+    SELECT b.bucket, b.notional, b.volume, b.trade_count, r.level
+    FROM trade_buckets_1h b JOIN r ON r.level = 3600000 AND b.bucket >= r.s AND b.bucket < r.e
+    WHERE b.symbol = %(symbol)s
+    UNION ALL
+    SELECT b.bucket, b.notional, b.volume, b.trade_count, r.level
+    FROM trade_buckets_1m b JOIN r ON r.level = 60000 AND b.bucket >= r.s AND b.bucket < r.e
+    WHERE b.symbol = %(symbol)s
+    UNION ALL
+    SELECT t.ts, t.price * t.quantity, t.quantity, 1, r.level
+    FROM trades t JOIN r ON r.level = 0 AND t.ts >= r.s AND t.ts < r.e
+    WHERE t.symbol = %(symbol)s
+)
+"""
+
+_WINDOW_SQL = (
+    _PIECES_CTE
+    + """
+SELECT coalesce(sum(notional), 0), coalesce(sum(volume), 0), coalesce(sum(n), 0)::bigint,
+       (SELECT verified_until FROM symbols WHERE symbol = %(symbol)s),
+       EXISTS (SELECT 1 FROM symbols WHERE symbol = %(symbol)s)
+           OR EXISTS (SELECT 1 FROM trades WHERE symbol = %(symbol)s)
+FROM atoms
+"""
+)
+
+_ATOMS_SQL = (
+    _PIECES_CTE
+    + """
+SELECT (extract(epoch FROM key) * 1000)::bigint, notional, volume, n, level FROM atoms
+"""
+)
+
+_SYMBOL_SQL = """
+SELECT (SELECT verified_until FROM symbols WHERE symbol = %(symbol)s),
+       EXISTS (SELECT 1 FROM symbols WHERE symbol = %(symbol)s)
+           OR EXISTS (SELECT 1 FROM trades WHERE symbol = %(symbol)s)
+"""
+
+_TRADES_FIRST_SQL = """
+SELECT trade_id, ts, price, quantity, source, verified, received_at FROM trades
+WHERE symbol = %(symbol)s AND ts >= %(start)s AND ts < %(end)s
+ORDER BY ts, trade_id LIMIT %(limit)s
+"""
+
+_TRADES_AFTER_SQL = """
+SELECT trade_id, ts, price, quantity, source, verified, received_at FROM trades
+WHERE symbol = %(symbol)s AND ts >= %(start)s AND ts < %(end)s
+  AND (ts, trade_id) > (%(after_ts)s, %(after_id)s)
+ORDER BY ts, trade_id LIMIT %(limit)s
+"""
+
+_SYMBOLS_SQL = """
+WITH s AS (
+    SELECT DISTINCT symbol FROM trade_buckets_1d WHERE trade_count > 0
+)
+SELECT s.symbol,
+       (SELECT t.ts FROM trades t WHERE t.symbol = s.symbol ORDER BY t.ts LIMIT 1),
+       (SELECT t.ts FROM trades t WHERE t.symbol = s.symbol ORDER BY t.ts DESC LIMIT 1),
+       (SELECT y.verified_until FROM symbols y WHERE y.symbol = s.symbol)
+FROM s ORDER BY s.symbol
+"""
+
+_HEAD_SQL = "SELECT seq FROM event_head"
+
+_RECENT_SQL = """
+SELECT trade_id, ts, price, quantity FROM trades
+WHERE symbol = %(symbol)s
+  AND ts >= (SELECT max(ts) FROM trades WHERE symbol = %(symbol)s) - %(span)s::interval
+ORDER BY ts, trade_id
+"""
+
+
+def _piece_params(symbol: str, pieces: Sequence[Piece]) -> dict[str, Any]:
+    return {
+        "symbol": symbol,
+        "levels": [p.level.value for p in pieces],
+        "starts": [dt_from_ms(p.start_ms) for p in pieces],
+        "ends": [dt_from_ms(p.end_ms) for p in pieces],
+    }
+
+
+class VwapStore:
+    """Read-only queries over the processor's store; each call is one snapshot."""
+
+    def __init__(self, pool: Pool) -> None:
+        self._pool = pool
+
+    async def _begin(self, conn: Connection, timeout_ms: int | None) -> None:
+        await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        if timeout_ms is not None:
+            await conn.execute(
+                "SELECT set_config('statement_timeout', %s, true)", (str(max(1, timeout_ms)),)
+            )
+
+    async def window(
+        self, symbol: str, pieces: Sequence[Piece], *, timeout_ms: int | None = None
+    ) -> WindowRead:
+        """Sums over ``pieces`` plus the symbol's verified_until and whether it is known."""
+        async with self._pool.connection() as conn, conn.transaction():
+            await self._begin(conn, timeout_ms)
+            cur = await conn.execute(_WINDOW_SQL, _piece_params(symbol, pieces))
+            row = await cur.fetchone()
+        assert row is not None
+        notional, volume, count, verified_until, known = row
+        return WindowRead(
+            Sums(Decimal(notional), Decimal(volume), int(count)), bool(known), _ms(verified_until)
+        )
+
+    async def atoms(
+        self, symbol: str, pieces: Sequence[Piece], *, timeout_ms: int | None = None
+    ) -> tuple[list[Atom], bool, int | None]:
+        """Atoms (trades and whole buckets) of ``pieces``, whether the symbol is known, and its
+        verified_until, in one snapshot."""
+        async with self._pool.connection() as conn, conn.transaction():
+            await self._begin(conn, timeout_ms)
+            cur = await conn.execute(_SYMBOL_SQL, {"symbol": symbol})
+            head = await cur.fetchone()
+            assert head is not None
+            cur = await conn.execute(_ATOMS_SQL, _piece_params(symbol, pieces))
+            rows = await cur.fetchall()
+        atoms = [
+            Atom(int(k), Sums(Decimal(n), Decimal(v), int(c)), Level(int(lv)))
+            for k, n, v, c, lv in rows
+        ]
+        return atoms, bool(head[1]), _ms(head[0])
+
+    async def trades(
+        self,
+        symbol: str,
+        start_ms: int,
+        end_ms: int,
+        *,
+        after: tuple[int, int] | None,
+        limit: int,
+        timeout_ms: int | None = None,
+    ) -> tuple[list[StoredTrade], bool]:
+        """Up to ``limit`` trades in ``[start, end)`` after the key ``after`` (ts_ms, trade_id),
+        in (ts, trade_id) order, and whether the symbol is known."""
+        params: dict[str, Any] = {
+            "symbol": symbol,
+            "start": dt_from_ms(start_ms),
+            "end": dt_from_ms(end_ms),
+            "limit": limit,
+        }
+        async with self._pool.connection() as conn, conn.transaction():
+            await self._begin(conn, timeout_ms)
+            cur = await conn.execute(_SYMBOL_SQL, {"symbol": symbol})
+            head = await cur.fetchone()
+            assert head is not None
+            if after is None:
+                cur = await conn.execute(_TRADES_FIRST_SQL, params)
+            else:
+                params["after_ts"] = dt_from_ms(after[0])
+                params["after_id"] = after[1]
+                cur = await conn.execute(_TRADES_AFTER_SQL, params)
+            rows = await cur.fetchall()
+        result = [
+            StoredTrade(
+                Trade(symbol, int(tid), ms_from_dt(ts), Decimal(price), Decimal(qty)),
+                str(source),
+                bool(verified),
+                ms_from_dt(received),
+            )
+            for tid, ts, price, qty, source, verified, received in rows
+        ]
+        return result, bool(head[1])
+
+    async def symbols(self, *, timeout_ms: int | None = None) -> list[SymbolSummary]:
+        """Symbols with stored trades, alphabetically, with first/last trade times."""
+        async with self._pool.connection() as conn, conn.transaction():
+            await self._begin(conn, timeout_ms)
+            cur = await conn.execute(_SYMBOLS_SQL)
+            rows = await cur.fetchall()
+        return [
+            SymbolSummary(str(sym), ms_from_dt(first), ms_from_dt(last), _ms(vu))
+            for sym, first, last, vu in rows
+            if first is not None
+        ]
+
+    async def head_sequence(self) -> int:
+        """The newest committed event sequence (0 when none)."""
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(_HEAD_SQL)
+            row = await cur.fetchone()
+        assert row is not None
+        return int(row[0])
+
+    async def recent_trades(self, symbol: str, span_ms: int) -> tuple[int, list[Trade]]:
+        """In one snapshot: the event head sequence and the symbol's trades within ``span_ms``
+        of its newest trade, in (ts, trade_id) order."""
+        async with self._pool.connection() as conn, conn.transaction():
+            await self._begin(conn, None)
+            cur = await conn.execute(_HEAD_SQL)
+            head = await cur.fetchone()
+            assert head is not None
+            cur = await conn.execute(
+                _RECENT_SQL, {"symbol": symbol, "span": timedelta(milliseconds=span_ms)}
+            )
+            rows = await cur.fetchall()
+        trades = [
+            Trade(symbol, int(tid), ms_from_dt(ts), Decimal(p), Decimal(q))
+            for tid, ts, p, q in rows
+        ]
+        return int(head[0]), trades
