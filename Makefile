@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PROTOS := $(wildcard protos/trading/v1/*.proto)
 
-.PHONY: help install gen gen-check lint typecheck test test-fast run accuracy bench clean
+.PHONY: help install gen gen-check lint test test-fast run accuracy bench bench-smoke compose-check clean
 
 help:  ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -28,10 +28,13 @@ gen-check: $(STAMP)  ## Fail when gen/ is not what protos/ generate.
 lint: $(STAMP)  ## ruff, mypy --strict and buf lint.
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy tradekit devstack proxy processor vwap simulator
+	$(VENV)/bin/mypy tradekit devstack proxy processor vwap simulator bench
 	$(VENV)/bin/buf lint protos
 
-test: $(STAMP) lint gen-check  ## Everything CI checks: lint, types, gen freshness, the test suite.
+compose-check: $(STAMP)  ## Validate docker-compose.yml and the Dockerfile against the code.
+	$(PY) -m devstack.compose_check
+
+test: $(STAMP) lint gen-check compose-check  ## Everything CI checks: lint, types, gen freshness, the test suite.
 	$(VENV)/bin/pytest -q -p no:cacheprovider
 
 test-fast: $(STAMP)  ## The test suite without the slow end-to-end scenarios.
@@ -39,6 +42,12 @@ test-fast: $(STAMP)  ## The test suite without the slow end-to-end scenarios.
 
 run: $(STAMP)  ## Start the whole stack on embedded defaults (Ctrl-C stops it).
 	$(PY) -m devstack
+
+bench: $(STAMP)  ## Run the benchmarks; results in bench-results/*.json and bench-results/SUMMARY.md.
+	$(PY) -m bench
+
+bench-smoke: $(STAMP)  ## Each benchmark in its tiny configuration (structure and correctness only).
+	$(VENV)/bin/pytest -q -p no:cacheprovider tests/bench
 
 clean:  ## Remove the virtualenv and local run data.
 	rm -rf $(VENV) .stack-data

@@ -48,7 +48,9 @@ class NatsRelay:
         counters: ProcessorCounters,
         batch_size: int = 1000,
         max_age_s: float = 7 * 86400.0,
+        drain_timeout_s: float = 10.0,
     ) -> None:
+        self._drain_timeout_s = drain_timeout_s
         self._pool = pool
         self._nats_url = nats_url
         self._stream = stream
@@ -79,8 +81,32 @@ class NatsRelay:
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
         if self._nc is not None:
+            if exc_type is None:
+                await self._publish_remaining(self._nc.jetstream())
             await self._nc.drain()
             self._nc = None
+
+    async def _publish_remaining(self, js: JetStreamContext) -> None:
+        """On a graceful stop, publish what the last writers appended (within a time bound);
+        anything left is published by the next start."""
+        try:
+            async with asyncio.timeout(self._drain_timeout_s):
+                while True:
+                    async with self._pool.connection() as conn:
+                        batch = await read_events(
+                            conn,
+                            from_seq=self.published_seq + 1,
+                            symbols=(),
+                            limit=self._batch_size,
+                        )
+                    if not batch:
+                        break
+                    await self._publish(js, batch)
+                    self.published_seq = batch[-1].seq
+                    await self._record(self.published_seq)
+        except (TimeoutError, nats.errors.Error, psycopg.OperationalError, OSError) as exc:
+            log.warning("relay_drain_incomplete", error=repr(exc), position=self.published_seq)
+        log.info("relay_stopped", position=self.published_seq)
 
     async def _ensure_stream(self, js: JetStreamContext) -> None:
         config = StreamConfig(

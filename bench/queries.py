@@ -1,0 +1,221 @@
+"""Benchmark: GetVwap requests/s and latency under 50 concurrent clients vs a bare grpc.aio
+echo service with the same message sizes, same run.
+
+Data: a few hundred thousand trades COPYed into a plain-mode store (triggers keep the
+aggregates), spanning hours. The VWAP service runs in this process (with a stand-in processor
+that has no events to stream); the echo server is a ``VwapService`` whose ``GetVwap`` returns a
+canned response captured from the real service (same size), also in this process. The load
+comes from ``python -m bench.query_load`` in a separate process: 50 asyncio clients, random
+windows of 1 min .. 2 h at millisecond resolution (so the closed-window cache rarely helps).
+
+    python -m bench.queries [--quick]
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import cProfile
+import json
+import random
+import sys
+import time
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+import grpc
+import psycopg
+from trading.v1 import processor_pb2, processor_pb2_grpc, vwap_pb2, vwap_pb2_grpc
+
+from bench.dataset import copy_rows, synthetic_rows
+from bench.ingest import top_functions
+from bench.query_load import random_request
+from bench.report import bench_parser, finish, rounded
+from bench.servers import fresh_database
+from processor.schema import migrate
+from vwap.app import run_vwap
+from vwap.config import VwapConfig
+
+NAME = "queries"
+SYMBOLS = ("BTC", "ETH", "SOL")
+HOUR_MS = 3_600_000
+START_MS = 1_700_000_000_000
+TARGET_SHARE = 0.8
+
+
+class IdleProcessor(processor_pb2_grpc.ProcessorServiceServicer):
+    """A ProcessorService whose event stream stays open and empty (the store is static)."""
+
+    async def StreamEvents(
+        self, request: processor_pb2.StreamEventsRequest, context: Any
+    ) -> AsyncIterator[processor_pb2.StreamEventsResponse]:
+        await asyncio.Event().wait()
+        yield processor_pb2.StreamEventsResponse()  # pragma: no cover - never reached
+
+
+class EchoVwap(vwap_pb2_grpc.VwapServiceServicer):
+    """GetVwap answering a canned response: the floor of a grpc.aio unary call."""
+
+    def __init__(self, canned: vwap_pb2.GetVwapResponse) -> None:
+        self._canned = canned
+
+    async def GetVwap(
+        self, request: vwap_pb2.GetVwapRequest, context: Any
+    ) -> vwap_pb2.GetVwapResponse:
+        return self._canned
+
+
+@contextlib.asynccontextmanager
+async def grpc_server(register: Any) -> AsyncIterator[str]:
+    """A grpc.aio server on a free port with ``register(server)`` applied; its address."""
+    server = grpc.aio.server()
+    register(server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        await server.stop(0)
+
+
+async def run_load(
+    address: str, *, concurrency: int, duration: float, seed: int, span_ms: int
+) -> dict[str, Any]:
+    """Run ``python -m bench.query_load`` against ``address``; its JSON result."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bench.query_load",
+        "--address", address,
+        "--concurrency", str(concurrency),
+        "--duration", str(duration),
+        "--warmup", str(min(2.0, duration / 2)),
+        "--symbols", ",".join(SYMBOLS),
+        "--start-ms", str(START_MS),
+        "--end-ms", str(START_MS + span_ms),
+        "--seed", str(seed),
+        stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, _ = await proc.communicate()
+    if proc.returncode != 0:
+        raise RuntimeError(f"query_load exited with {proc.returncode}")
+    result: dict[str, Any] = json.loads(out.decode().strip().splitlines()[-1])
+    return result
+
+
+def load_store(url: str, *, per_symbol: int, span_ms: int) -> None:
+    """Migrate (plain mode) and COPY the trades."""
+    asyncio.run(migrate(url, "plain"))
+    rows = synthetic_rows(
+        SYMBOLS, start_ms=START_MS, span_ms=span_ms, per_symbol=per_symbol, seed=5
+    )
+    with psycopg.connect(url) as conn:
+        copy_rows(conn, rows, batch=200_000)
+        conn.execute("ANALYZE")
+        conn.commit()
+
+
+async def measure(
+    url: str, *, concurrency: int, duration: float, span_ms: int, profile: bool = False
+) -> dict[str, Any]:
+    """Echo first, then the VWAP service, with the same client seed."""
+    async with grpc_server(
+        lambda s: processor_pb2_grpc.add_ProcessorServiceServicer_to_server(  # type: ignore[no-untyped-call]
+            IdleProcessor(), s
+        )
+    ) as processor:
+        config = VwapConfig(port=0, database_url=url, processor_address=processor, grace_s=0.2)
+        async with run_vwap(config) as vwap, grpc.aio.insecure_channel(vwap.address) as ch:
+            stub = vwap_pb2_grpc.VwapServiceStub(ch)  # type: ignore[no-untyped-call]
+            sample = random_request(random.Random(0), SYMBOLS, START_MS, START_MS + span_ms)
+            canned = await stub.GetVwap(sample)
+            sizes = {"request_bytes": sample.ByteSize(), "response_bytes": canned.ByteSize()}
+            async with grpc_server(
+                lambda s: vwap_pb2_grpc.add_VwapServiceServicer_to_server(  # type: ignore[no-untyped-call]
+                    EchoVwap(canned), s
+                )
+            ) as echo:
+                echo_result = await run_load(
+                    echo, concurrency=concurrency, duration=duration, seed=1, span_ms=span_ms
+                )
+            profiler = cProfile.Profile() if profile else None
+            if profiler is not None:
+                profiler.enable()
+            vwap_result = await run_load(
+                vwap.address, concurrency=concurrency, duration=duration, seed=1, span_ms=span_ms
+            )
+            if profiler is not None:
+                profiler.disable()
+                vwap_result["profile_top_tottime"] = top_functions(profiler)
+            cache = vwap.service.cache
+            cache_info = {k: getattr(cache, k) for k in ("hits", "misses") if hasattr(cache, k)}
+    return {"echo": echo_result, "vwap": vwap_result, "sizes": sizes, "cache": cache_info}
+
+
+def bench(
+    *, per_symbol: int, hours: int, concurrency: int, duration: float, profile: bool = False
+) -> dict[str, Any]:
+    """Load the store, then measure both servers."""
+    span_ms = hours * HOUR_MS
+    with fresh_database(NAME) as url:
+        began = time.perf_counter()
+        load_store(url, per_symbol=per_symbol, span_ms=span_ms)
+        load_s = time.perf_counter() - began
+        measured = asyncio.run(
+            measure(
+                url, concurrency=concurrency, duration=duration, span_ms=span_ms, profile=profile
+            )
+        )
+    echo, vwap = measured["echo"], measured["vwap"]
+    share = vwap["requests_per_s"] / echo["requests_per_s"]
+    return {
+        "benchmark": NAME,
+        "headline": (
+            f"GetVwap {vwap['requests_per_s']:,.0f} req/s (p50 {vwap['p50_ms']:.1f} ms, p99 "
+            f"{vwap['p99_ms']:.1f} ms) vs echo {echo['requests_per_s']:,.0f} req/s (p50 "
+            f"{echo['p50_ms']:.1f} ms, p99 {echo['p99_ms']:.1f} ms) = {share:.0%}"
+        ),
+        "target": f">= {TARGET_SHARE:.0%} of the echo service's rate",
+        "target_met": share >= TARGET_SHARE,
+        "checks": {
+            "vwap_answered_without_errors": vwap["errors"] == 0 and vwap["requests"] > 0,
+            "echo_answered_without_errors": echo["errors"] == 0 and echo["requests"] > 0,
+        },
+        "config": {
+            "symbols": list(SYMBOLS),
+            "trades": per_symbol * len(SYMBOLS),
+            "span_hours": hours,
+            "concurrency": concurrency,
+            "duration_s": duration,
+            "windows": "random, 1 min .. 2 h, millisecond resolution",
+        },
+        "load_s": rounded(load_s, 1),
+        "message_sizes": measured["sizes"],
+        "vwap": {k: rounded(v, 2) if isinstance(v, float) else v for k, v in vwap.items()},
+        "echo": {k: rounded(v, 2) if isinstance(v, float) else v for k, v in echo.items()},
+        "vwap_cache": measured["cache"],
+        "share_of_echo": rounded(share, 3),
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run and write ``--out``."""
+    parser = bench_parser(NAME, __doc__)
+    parser.add_argument("--trades-per-symbol", type=int, default=100_000)
+    parser.add_argument("--hours", type=int, default=6)
+    parser.add_argument("--concurrency", type=int, default=50)
+    parser.add_argument("--duration", type=float, default=10.0)
+    parser.add_argument("--profile", action="store_true", help="cProfile the server side")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.trades_per_symbol, args.hours, args.concurrency, args.duration = 2_000, 3, 5, 1.0
+    result = bench(
+        per_symbol=args.trades_per_symbol,
+        hours=args.hours,
+        concurrency=args.concurrency,
+        duration=args.duration,
+        profile=args.profile,
+    )
+    return finish(result, args.out)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
