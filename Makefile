@@ -43,6 +43,12 @@ test-fast: $(STAMP)  ## The test suite without the slow end-to-end scenarios.
 run: $(STAMP)  ## Start the whole stack on embedded defaults (Ctrl-C stops it).
 	$(PY) -m devstack
 
+PROFILE ?= hostile
+DURATION ?= 120
+
+accuracy: $(STAMP)  ## Grade the stack against the simulator's truth (PROFILE=hostile DURATION=120); exit 1 unless exact.
+	$(PY) -m devstack.accuracy --profile $(PROFILE) --duration $(DURATION) --out .stack-data/accuracy-$(PROFILE).json
+
 bench: $(STAMP)  ## Run the benchmarks; results in bench-results/*.json and bench-results/SUMMARY.md.
 	$(PY) -m bench
 
