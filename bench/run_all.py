@@ -21,6 +21,8 @@ BENCHMARKS: tuple[tuple[str, str], ...] = (
     ("queries", "bench.queries"),
     ("range_vwap", "bench.range_vwap"),
     ("proxy_hedging", "bench.proxy_hedging"),
+    ("fanout", "bench.fanout"),
+    ("reconcile_cost", "bench.reconcile_cost"),
 )
 QUICK_HEDGING = ["--windows", "10", "--callers", "2"]
 

@@ -14,11 +14,11 @@ import time
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
-from types import TracebackType
 from typing import Final, Self
 
 from devstack.ports import LOOPBACK, free_port
 from devstack.process import (
+    EmbeddedServer,
     EmbeddedServerError,
     log_size,
     log_tail,
@@ -59,7 +59,7 @@ def _read_info(port: int) -> dict[str, object] | None:
     return info if isinstance(info, dict) else None
 
 
-class EmbeddedNats:
+class EmbeddedNats(EmbeddedServer):
     """A nats-server child process with JetStream, listening on 127.0.0.1 only.
 
     ``store_dir`` is the JetStream storage directory; streams and messages in it survive
@@ -68,6 +68,8 @@ class EmbeddedNats:
     ``extra_args`` are appended to the nats-server command line. The server log is
     ``store_dir/nats-server.log`` (JetStream itself stores under ``store_dir/jetstream``).
     """
+
+    label = "nats-server"
 
     def __init__(
         self,
@@ -103,25 +105,6 @@ class EmbeddedNats:
         return self.store_dir / LOG_NAME
 
     @property
-    def running(self) -> bool:
-        """Whether the server process is alive."""
-        return self._process is not None and self._process.poll() is None
-
-    @property
-    def pid(self) -> int:
-        """The server's process id."""
-        if self._process is None:
-            raise EmbeddedServerError("nats-server is not started")
-        return self._process.pid
-
-    @property
-    def port(self) -> int:
-        """The client TCP port on 127.0.0.1."""
-        if self._port is None:
-            raise EmbeddedServerError("nats-server is not started")
-        return self._port
-
-    @property
     def url(self) -> str:
         """``nats://127.0.0.1:PORT``."""
         return f"nats://{LOOPBACK}:{self.port}"
@@ -153,17 +136,6 @@ class EmbeddedNats:
             self._temp_dir = None
             self._store_dir = None
         untrack(self)
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def __repr__(self) -> str:
         state = f"port={self._port}" if self._port is not None else "stopped"

@@ -22,7 +22,7 @@ import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from types import MappingProxyType, TracebackType
+from types import MappingProxyType
 from typing import Any, Final, Self
 
 import psycopg
@@ -31,6 +31,7 @@ from psycopg.conninfo import make_conninfo
 
 from devstack.ports import LOOPBACK, free_port
 from devstack.process import (
+    EmbeddedServer,
     EmbeddedServerError,
     log_size,
     log_tail,
@@ -185,7 +186,7 @@ class _PortTaken(Exception):
     """The server could not bind its port (someone grabbed it after free_port)."""
 
 
-class EmbeddedPostgres:
+class EmbeddedPostgres(EmbeddedServer):
     """A PostgreSQL server child process listening on 127.0.0.1 only, trust auth, user postgres.
 
     ``data_dir`` is the cluster directory (PGDATA). If it already holds a cluster it is started
@@ -196,6 +197,8 @@ class EmbeddedPostgres:
     ``port`` defaults to a free port; if that is taken before the server binds it, startup is
     retried on another port (``bind_attempts`` times). The server log is ``data_dir/postgres.log``.
     """
+
+    label = "PostgreSQL"
 
     def __init__(
         self,
@@ -231,25 +234,6 @@ class EmbeddedPostgres:
     def log_path(self) -> Path:
         """The server's log file (stdout and stderr of the postgres process)."""
         return self.data_dir / LOG_NAME
-
-    @property
-    def running(self) -> bool:
-        """Whether the server process is alive."""
-        return self._process is not None and self._process.poll() is None
-
-    @property
-    def pid(self) -> int:
-        """The postmaster's process id."""
-        if self._process is None:
-            raise EmbeddedServerError("PostgreSQL is not started")
-        return self._process.pid
-
-    @property
-    def port(self) -> int:
-        """The TCP port on 127.0.0.1."""
-        if self._port is None:
-            raise EmbeddedServerError("PostgreSQL is not started")
-        return self._port
 
     @property
     def url(self) -> str:
@@ -295,17 +279,6 @@ class EmbeddedPostgres:
         if self._requested_dir is None:
             self._data_dir = None
         untrack(self)
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def __repr__(self) -> str:
         state = f"port={self._port}" if self._port is not None else "stopped"

@@ -9,7 +9,8 @@ import signal
 import subprocess
 import threading
 from pathlib import Path
-from typing import Protocol
+from types import TracebackType
+from typing import ClassVar, Protocol, Self
 
 LOG_TAIL_LINES = 40
 
@@ -84,3 +85,54 @@ def _stop_leftovers() -> None:
     for server in leftovers:
         with contextlib.suppress(Exception):
             server.stop()
+
+
+class EmbeddedServer:
+    """What the embedded servers share: the child process, its port, the context manager.
+
+    Subclasses set ``_process`` and ``_port`` in ``start()`` and clear them in ``stop()``.
+    """
+
+    #: Name used in errors, for example "PostgreSQL".
+    label: ClassVar[str] = "server"
+
+    _process: subprocess.Popen[bytes] | None = None
+    _port: int | None = None
+
+    def start(self) -> Self:
+        """Start the server and wait until it is ready."""
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        """Stop the server. Idempotent."""
+        raise NotImplementedError
+
+    @property
+    def running(self) -> bool:
+        """Whether the server process is alive."""
+        return self._process is not None and self._process.poll() is None
+
+    @property
+    def pid(self) -> int:
+        """The server's process id."""
+        if self._process is None:
+            raise EmbeddedServerError(f"{self.label} is not started")
+        return self._process.pid
+
+    @property
+    def port(self) -> int:
+        """The TCP port on 127.0.0.1."""
+        if self._port is None:
+            raise EmbeddedServerError(f"{self.label} is not started")
+        return self._port
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()

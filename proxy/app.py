@@ -14,7 +14,7 @@ from contextlib import asynccontextmanager
 from proxy.config import ProxyConfig
 from proxy.service import ProxyService
 from proxy.servicer import registration
-from tradekit.grpc_server import GrpcServer, wait_for_shutdown_signal
+from tradekit.grpc_server import GrpcServer
 
 
 @asynccontextmanager
@@ -31,9 +31,3 @@ async def run_proxy(config: ProxyConfig) -> AsyncIterator[str]:
         ) as server,
     ):
         yield server.address
-
-
-async def serve(config: ProxyConfig) -> None:
-    """Serve until SIGTERM or SIGINT, then stop gracefully."""
-    async with run_proxy(config):
-        await wait_for_shutdown_signal()

@@ -116,5 +116,7 @@ async def test_sigkill_during_ingest_and_reconciliation_still_converges(
         finally:
             await delete_stream(nats_url, stream)
     assert head > events_before
+    # Each start after a crash opens a gap from the newest stored trade; a process killed before
+    # its first batch commits leaves that to the next start, whose gap then covers both.
     gaps = await _count(database_url, "SELECT count(*) FROM feed_gaps WHERE reason LIKE 'restart%'")
-    assert gaps >= 2
+    assert gaps >= 1

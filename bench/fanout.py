@@ -1,0 +1,287 @@
+"""Benchmark: StreamVwap fan-out to 1,000 subscribers, delivery latency trade -> update.
+
+A fake ProcessorService (:mod:`bench.fake_events`, a real gRPC server in this process) commits
+trades stamped with the wall clock to a real store (plain mode) and streams their TradeEvents at
+a steady rate over two symbols; the real VWAP service (:func:`vwap.app.run_vwap`, in this
+process) follows it and fans each live update out. The subscribers live in a separate process
+(:mod:`bench.fanout_client`), many streams over a few channels, half on each symbol. Latency is
+receive time - trade time on the same machine clock (live ``end_time`` - 1 ms is the trade
+time; millisecond resolution).
+
+Baseline, same run, same service and event source: ONE subscriber per symbol (two streams).
+It is the floor of the pipeline (commit, event stream, follower, rolling window, gRPC, client)
+at the same trade rate, so the difference to the 1,000-subscriber run is the cost of fanning
+out. (Consuming the fake StreamEvents directly with 1,000 clients would measure raw gRPC
+streaming instead, leaving out the service under test.)
+
+Correctness: every subscriber of a symbol received the same number of updates, one live update
+per trade sent, and its last live point equals a brute-force ``Decimal`` VWAP of every trade of
+that symbol sent (the 1 h window covers the whole run).
+
+    python -m bench.fanout [--quick] [--subscribers 1000] [--rate 50] [--duration-s 20]
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import time
+from collections.abc import Sequence
+from decimal import ROUND_HALF_EVEN, Context, Decimal
+from typing import Any
+
+from bench.fake_events import FakeEventSource
+from bench.report import bench_parser, finish, rounded
+from bench.servers import fresh_database
+from processor.schema import migrate
+from tradekit.domain import Trade
+from vwap.app import run_vwap
+from vwap.config import VwapConfig
+
+NAME = "fanout"
+TARGET_P99_MS = 100.0
+SYMBOLS = ("BTC", "ETH")
+WINDOW_MS = 3_600_000
+STEP_MS = 60_000
+
+
+class ClientProcess:
+    """Parent side of ``python -m bench.fanout_client``: start it, talk over stdin/stdout."""
+
+    def __init__(self, args: Sequence[str]) -> None:
+        self._args = list(args)
+        self._proc: asyncio.subprocess.Process | None = None
+
+    async def line(self, timeout_s: float = 180) -> str:
+        """The next line the client prints."""
+        assert self._proc is not None
+        assert self._proc.stdout is not None
+        line = await asyncio.wait_for(self._proc.stdout.readline(), timeout_s)
+        if not line:
+            raise RuntimeError("the subscriber process exited")
+        return line.decode().strip()
+
+    async def command(self, text: str) -> str:
+        """Send one command; its reply line."""
+        assert self._proc is not None
+        assert self._proc.stdin is not None
+        self._proc.stdin.write(text.encode() + b"\n")
+        await self._proc.stdin.drain()
+        return await self.line()
+
+    async def __aenter__(self) -> ClientProcess:
+        self._proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bench.fanout_client",
+            *self._args,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+        )
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        assert proc.stdin is not None
+        proc.stdin.close()
+        try:
+            await asyncio.wait_for(proc.wait(), 30)
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
+
+
+async def warm_up(source: FakeEventSource, client: ClientProcess) -> float:
+    """Emit a trade per symbol every 100 ms until every subscriber got one; seconds taken."""
+    began = time.monotonic()
+    async with asyncio.TaskGroup() as tasks:
+        ready = tasks.create_task(client.line())
+        while not ready.done():
+            for symbol in SYMBOLS:
+                await source.emit(symbol)
+            await asyncio.wait([ready], timeout=0.1)
+    if ready.result() != "ready":
+        raise RuntimeError(f"subscribers never all attached: {ready.result()}")
+    return time.monotonic() - began
+
+
+async def steady(source: FakeEventSource, rate: float, duration_s: float) -> dict[str, int]:
+    """Emit ``rate`` trades/s, alternating symbols, for ``duration_s``; last sequence by
+    symbol."""
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    last: dict[str, int] = {}
+    for n in range(int(rate * duration_s)):
+        delay = began + n / rate - loop.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        symbol = SYMBOLS[n % len(SYMBOLS)]
+        _, last[symbol] = await source.emit(symbol)
+    return last
+
+
+def brute_force(trades: Sequence[Trade], symbol: str) -> tuple[Decimal, Decimal, int, Decimal]:
+    """Exact notional, volume, count and VWAP (30 significant digits, half-even)."""
+    mine = [t for t in trades if t.symbol == symbol]
+    notional = sum((t.price * t.quantity for t in mine), Decimal(0))
+    volume = sum((t.quantity for t in mine), Decimal(0))
+    vwap = Context(prec=30, rounding=ROUND_HALF_EVEN).divide(notional, volume)
+    return notional, volume, len(mine), vwap
+
+
+def last_point_exact(source: FakeEventSource, points: list[Any], symbol: str) -> bool:
+    """Every subscriber holds the same last live point and it equals the brute force."""
+    if len(points) != 1 or points[0] is None:
+        return False
+    notional, volume, count, vwap = points[0]
+    return (Decimal(notional), Decimal(volume), int(count), Decimal(vwap)) == brute_force(
+        source.trades, symbol
+    )
+
+
+async def phase(
+    source: FakeEventSource,
+    address: str,
+    *,
+    subscribers: int,
+    channels: int,
+    rate: float,
+    duration_s: float,
+) -> dict[str, Any]:
+    """One measured run with ``subscribers`` streams; its figures and checks."""
+    args = ["--address", address, "--subscribers", str(subscribers)]
+    args += ["--channels", str(channels), "--symbols", ",".join(SYMBOLS)]
+    args += ["--window-ms", str(WINDOW_MS), "--step-ms", str(STEP_MS)]
+    async with ClientProcess(args) as client:
+        attach_s = await warm_up(source, client)
+        mark = source.head
+        if await client.command(f"mark {mark}") != "marked":
+            raise RuntimeError("the subscriber process did not acknowledge the mark")
+        cpu_before, began = time.process_time(), time.monotonic()
+        finals = await steady(source, rate, duration_s)
+        emitted_s = time.monotonic() - began
+        reply = await client.command("until " + ",".join(f"{k}={v}" for k, v in finals.items()))
+        server_cpu = time.process_time() - cpu_before
+    seen: dict[str, Any] = json.loads(reply)
+    sent = {s: sum(1 for t in source.trades[mark:] if t.symbol == s) for s in SYMBOLS}
+    per_symbol = subscribers // len(SYMBOLS)
+    live_counts = seen["live_update_counts"]
+    return {
+        "subscribers": subscribers,
+        "channels": channels,
+        "attach_s": rounded(attach_s, 2),
+        "trades_sent": sent,
+        "emit_s": rounded(emitted_s, 2),
+        # Below the configured rate when this process (which also runs the VWAP service) is
+        # saturated: trades are then stamped late, so latencies are understated.
+        "trades_per_s_achieved": rounded(sum(sent.values()) / emitted_s, 1),
+        "updates_delivered_per_s": rounded(
+            sum(sent[s] * max(1, per_symbol) for s in SYMBOLS) / emitted_s, 0
+        ),
+        "server_process_cpu_share": rounded(server_cpu / emitted_s, 2),
+        "client": seen,
+        "checks": {
+            "all_subscribers_complete": seen["complete"] and seen["ended"] == 0,
+            "same_update_count_per_symbol": all(
+                len(c) == 1 for c in seen["update_counts"].values()
+            ),
+            "one_live_update_per_trade": all(live_counts[s] == [sent[s]] for s in SYMBOLS),
+            "last_live_vwap_equals_brute_force": all(
+                last_point_exact(source, seen["last_points"][s], s) for s in SYMBOLS
+            ),
+        },
+    }
+
+
+async def bench(
+    *, subscribers: int, channels: int, rate: float, duration_s: float
+) -> dict[str, Any]:
+    """The baseline (one subscriber), then the fan-out run, against one VWAP service."""
+    with fresh_database("bench_fanout") as db:
+        await migrate(db, "plain")
+        async with FakeEventSource(db) as source:
+            config = VwapConfig(
+                port=0,
+                database_url=db,
+                processor_address=source.address,
+                grace_s=0.2,
+                log_level="warning",
+            )
+            async with run_vwap(config) as running:
+                runs = [
+                    await phase(
+                        source,
+                        running.address,
+                        subscribers=n,
+                        channels=min(n, channels),
+                        rate=rate,
+                        duration_s=duration_s,
+                    )
+                    for n in (len(SYMBOLS), subscribers)
+                ]
+                gaps = running.follower.gaps
+    base, fan = runs
+    p99, p50 = fan["client"]["latency_ms"]["p99"], fan["client"]["latency_ms"]["p50"]
+    b99, b50 = base["client"]["latency_ms"]["p99"], base["client"]["latency_ms"]["p50"]
+    checks = {
+        f"{label}_{k}": ok
+        for label, r in zip(("baseline", "fanout"), runs, strict=True)
+        for k, ok in r["checks"].items()
+    }
+    checks["follower_saw_no_gap"] = gaps == 0
+    return {
+        "benchmark": NAME,
+        "headline": (
+            f"{subscribers:,} subscribers: trade->update p50 {p50} ms, p99 {p99} ms vs 1 "
+            f"subscriber per symbol p50 {b50} ms, p99 {b99} ms ({rate:g} trades/s)"
+        ),
+        "target": f"p99 < {TARGET_P99_MS:g} ms with {subscribers:,} subscribers",
+        "target_met": p99 is not None and p99 < TARGET_P99_MS,
+        "checks": checks,
+        "config": {
+            "subscribers": subscribers,
+            "channels": channels,
+            "symbols": list(SYMBOLS),
+            "trades_per_s": rate,
+            "duration_s": duration_s,
+            "window_ms": WINDOW_MS,
+            "step_ms": STEP_MS,
+            "storage_mode": "plain",
+            "cores": len(os.sched_getaffinity(0)),
+            "latency_resolution": "1 ms (trade timestamps are whole milliseconds)",
+        },
+        "p50_ms": p50,
+        "p99_ms": p99,
+        "baseline_p50_ms": b50,
+        "baseline_p99_ms": b99,
+        "runs": {"baseline_1_subscriber_per_symbol": base, "fanout": fan},
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run and write ``--out``."""
+    parser = bench_parser(NAME, __doc__)
+    parser.add_argument("--subscribers", type=int, default=1000)
+    parser.add_argument("--channels", type=int, default=8, help="gRPC channels they share")
+    parser.add_argument("--rate", type=float, default=50.0, help="trades/s over both symbols")
+    parser.add_argument("--duration-s", type=float, default=20.0, help="measured seconds")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.subscribers, args.channels, args.duration_s = 50, 2, 3.0
+    result = asyncio.run(
+        bench(
+            subscribers=args.subscribers,
+            channels=args.channels,
+            rate=args.rate,
+            duration_s=args.duration_s,
+        )
+    )
+    return finish(result, args.out)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,71 @@
+"""The one way every service starts: ``python -m <service>``.
+
+Parse ``--help``/``--settings-table``, read the configuration from the environment once, set up
+logs, install the SIGTERM/SIGINT handlers BEFORE the server reports SERVING, run the service's
+async context manager until a signal arrives, then leave it (graceful stop) and exit 0.
+Exit 2 on a configuration error, 1 when the port is taken.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
+from typing import Protocol, TypeVar
+
+from tradekit.config import ConfigError, Setting, parse_command_line, settings_table
+from tradekit.grpc_server import PortInUseError, wait_for_shutdown_signal
+from tradekit.logs import configure_logging, event_logger
+
+
+class _Configured(Protocol):
+    @property
+    def log_level(self) -> str: ...
+
+
+C = TypeVar("C", bound=_Configured)
+
+
+async def serve_until_signal(running: AbstractAsyncContextManager[object]) -> None:
+    """Enter ``running``, wait for SIGTERM or SIGINT, then leave it."""
+    async with asyncio.TaskGroup() as tasks:
+        shutdown = tasks.create_task(wait_for_shutdown_signal(), name="shutdown-signal")
+        await asyncio.sleep(0)  # the handlers are installed before the server starts
+        async with running:
+            await shutdown
+
+
+def run_service_main(
+    *,
+    prog: str,
+    description: str,
+    settings: Sequence[Setting],
+    load_config: Callable[[Mapping[str, str]], C],
+    run: Callable[[C], AbstractAsyncContextManager[object]],
+    argv: Sequence[str] | None = None,
+) -> int:
+    """The body of every service's ``main``; returns the exit status."""
+    args = parse_command_line(prog, description, settings, argv)
+    if args.settings_table:
+        print(settings_table(settings))
+        return 0
+    try:
+        config = load_config(os.environ)
+    except ConfigError as exc:
+        print(f"{prog}: configuration error: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(config.log_level)
+    try:
+        asyncio.run(serve_until_signal(run(config)))
+    except PortInUseError as exc:
+        event_logger(prog).error("cannot_listen", error=str(exc))
+        return 1
+    except BaseExceptionGroup as group:
+        port_in_use, rest = group.split(PortInUseError)
+        if port_in_use is None or rest is not None:
+            raise
+        event_logger(prog).error("cannot_listen", error=str(port_in_use.exceptions[0]))
+        return 1
+    return 0
