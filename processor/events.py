@@ -14,6 +14,7 @@ from trading.v1 import events_pb2
 
 from processor.event_log import NewEvent
 from tradekit.domain import TimeWindow, Trade
+from tradekit.money import to_text
 from tradekit.wire import timestamp_from_ms, trade_to_proto, window_to_proto
 
 STREAM_SUBJECTS = "trading.>"
@@ -64,16 +65,90 @@ class WindowOutcome:
         return self.inserted + self.updated + self.deleted
 
 
+TRADE_EVENT_TYPE = events_pb2.TradeEvent.DESCRIPTOR.full_name
+
+_NANOS_PER_MS = 1_000_000
+_UINT64 = 1 << 64
+_ONE_BYTE = [bytes((i,)) for i in range(0x80)]
+
+
+def _varint(value: int) -> bytes:
+    """Protobuf base-128 varint of ``value`` (negative int64 as its two's complement)."""
+    if 0 <= value < 0x80:
+        return _ONE_BYTE[value]
+    if 0 < value < 1 << 35:  # epoch seconds, nanos and most ids: unrolled
+        if value < 1 << 28:
+            if value < 1 << 14:
+                return bytes((value & 0x7F | 0x80, value >> 7))
+            if value < 1 << 21:
+                return bytes((value & 0x7F | 0x80, value >> 7 & 0x7F | 0x80, value >> 14))
+            return bytes(
+                (
+                    value & 0x7F | 0x80,
+                    value >> 7 & 0x7F | 0x80,
+                    value >> 14 & 0x7F | 0x80,
+                    value >> 21,
+                )
+            )
+        return bytes(
+            (
+                value & 0x7F | 0x80,
+                value >> 7 & 0x7F | 0x80,
+                value >> 14 & 0x7F | 0x80,
+                value >> 21 & 0x7F | 0x80,
+                value >> 28,
+            )
+        )
+    if value < 0:
+        value += _UINT64
+    out = bytearray()
+    while value >= 0x80:
+        out.append(value & 0x7F | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def _timestamp_field(tag: bytes, ms: int) -> bytes:
+    """A ``google.protobuf.Timestamp`` field of ``ms`` (proto3: zero fields omitted)."""
+    seconds, millis = divmod(ms, 1000)
+    body = b"\x08" + _varint(seconds) if seconds else b""
+    if millis:
+        body += b"\x10" + _varint(millis * _NANOS_PER_MS)
+    return tag + bytes((len(body),)) + body  # at most 17 bytes: a one-byte length
+
+
+def _string_field(tag: bytes, text: str) -> bytes:
+    if not text:
+        return b""
+    data = text.encode()
+    return tag + _varint(len(data)) + data
+
+
+def trade_event_payload(trade: Trade, received_ms: int) -> bytes:
+    """The serialized ``trading.v1.TradeEvent`` of ``trade``: byte for byte what
+    ``SerializeToString`` gives for the message built with :func:`trade_to_proto` (fields in
+    number order, proto3 defaults omitted), written directly as the feed builds one per trade."""
+    trade_id = trade.trade_id
+    body = b"".join(
+        (
+            _string_field(b"\x0a", trade.symbol),
+            b"\x10" + _varint(trade_id) if trade_id else b"",
+            _timestamp_field(b"\x1a", trade.ts_ms),
+            _string_field(b"\x22", to_text(trade.price)),
+            _string_field(b"\x2a", to_text(trade.quantity)),
+        )
+    )
+    return b"\x0a" + _varint(len(body)) + body + _timestamp_field(b"\x12", received_ms)
+
+
 def trade_event(trade: Trade, received_ms: int) -> NewEvent:
     """A provisional trade received on the feed."""
-    msg = events_pb2.TradeEvent(
-        trade=trade_to_proto(trade), received_time=timestamp_from_ms(received_ms)
-    )
     return NewEvent(
         trade.symbol,
         f"trading.trade.{trade.symbol}",
-        msg.DESCRIPTOR.full_name,
-        msg.SerializeToString(),
+        TRADE_EVENT_TYPE,
+        trade_event_payload(trade, received_ms),
     )
 
 

@@ -11,12 +11,13 @@ however long the process was down.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from types import TracebackType
 
 import nats
 import psycopg
 from nats.aio.client import Client as NatsClient
+from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import StreamConfig
 from nats.js.errors import NotFoundError
@@ -35,6 +36,38 @@ class RelayError(RuntimeError):
     """The JetStream stream cannot be used for this event log."""
 
 
+class PublishRefused(RelayError):
+    """JetStream did not store an event of a batch (the batch is published again later)."""
+
+
+class _BatchAcks:
+    """The acknowledgements awaited for one pipelined batch, by event sequence."""
+
+    __slots__ = ("done", "error", "pending", "stored")
+
+    def __init__(self, seqs: Iterable[int]) -> None:
+        self.pending = set(seqs)
+        self.stored = 0
+        self.error: str | None = None
+        self.done = asyncio.Event()
+
+    def answer(self, seq: int, data: bytes, headers: dict[str, str] | None) -> None:
+        """JetStream answered the publish of ``seq`` with ``data``."""
+        if seq not in self.pending:
+            return
+        if headers or not data.startswith(b'{"stream":') or b'"error"' in data:
+            # no stream (503 status), or a JetStream API error: the batch fails
+            status = (headers or {}).get("Status", "")
+            self.error = f"{seq}: {status} {data[:200]!r}".strip()
+            self.done.set()
+            return
+        self.pending.discard(seq)
+        if b'"duplicate":true' not in data:
+            self.stored += 1
+        if not self.pending:
+            self.done.set()
+
+
 class NatsRelay:
     """Owns a NATS connection and the publishing task; an async context manager."""
 
@@ -49,7 +82,11 @@ class NatsRelay:
         batch_size: int = 1000,
         max_age_s: float = 7 * 86400.0,
         drain_timeout_s: float = 10.0,
+        ack_timeout_s: float = 10.0,
     ) -> None:
+        self._ack_timeout_s = ack_timeout_s
+        self._inbox: str | None = None
+        self._acks: _BatchAcks | None = None
         self._drain_timeout_s = drain_timeout_s
         self._pool = pool
         self._nats_url = nats_url
@@ -64,6 +101,8 @@ class NatsRelay:
 
     async def __aenter__(self) -> NatsRelay:
         self._nc = await nats.connect(self._nats_url, max_reconnect_attempts=-1, name="processor")
+        self._inbox = self._nc.new_inbox() + ".*"
+        await self._nc.subscribe(self._inbox, cb=self._on_ack)
         js = self._nc.jetstream()
         await self._ensure_stream(js)
         self.published_seq = await self._recover(js)
@@ -104,7 +143,13 @@ class NatsRelay:
                     await self._publish(js, batch)
                     self.published_seq = batch[-1].seq
                     await self._record(self.published_seq)
-        except (TimeoutError, nats.errors.Error, psycopg.OperationalError, OSError) as exc:
+        except (
+            TimeoutError,
+            nats.errors.Error,
+            psycopg.OperationalError,
+            OSError,
+            PublishRefused,
+        ) as exc:
             log.warning("relay_drain_incomplete", error=repr(exc), position=self.published_seq)
         log.info("relay_stopped", position=self.published_seq)
 
@@ -173,22 +218,48 @@ class NatsRelay:
         return last
 
     async def _publish(self, js: JetStreamContext, events: Sequence[LoggedEvent]) -> None:
-        acks = [
-            await js.publish_async(
-                event.subject,
-                event.payload,
-                headers={
-                    "Nats-Msg-Id": f"evt-{event.seq}",
-                    TYPE_HEADER: event.type_name,
-                    SEQUENCE_HEADER: str(event.seq),
-                },
-            )
-            for event in events
-        ]
-        for ack in acks:
-            result = await ack
-            if not result.duplicate:
-                self._counters.events_published += 1
+        """Publish ``events`` pipelined on one connection (JetStream stores them in this order)
+        and return once JetStream acknowledged every one; raise on an error or a missing ack
+        (the caller retries: ``Nats-Msg-Id`` makes a re-publish a no-op)."""
+        if not events:
+            return
+        assert self._nc is not None
+        assert self._inbox is not None
+        nc = self._nc
+        acks = _BatchAcks(event.seq for event in events)
+        self._acks = acks
+        try:
+            prefix = self._inbox[:-1]  # "<inbox>." : each reply subject ends with the sequence
+            for event in events:
+                seq = str(event.seq)
+                await nc.publish(
+                    event.subject,
+                    event.payload,
+                    reply=prefix + seq,
+                    headers={
+                        "Nats-Msg-Id": "evt-" + seq,
+                        TYPE_HEADER: event.type_name,
+                        SEQUENCE_HEADER: seq,
+                    },
+                )
+            async with asyncio.timeout(self._ack_timeout_s):
+                await acks.done.wait()
+        finally:
+            self._acks = None
+        if acks.error is not None:
+            raise PublishRefused(f"JetStream refused event {acks.error}")
+        self._counters.events_published += acks.stored
+
+    async def _on_ack(self, msg: Msg) -> None:
+        """A JetStream publish acknowledgement (or error) for the batch in flight."""
+        acks = self._acks
+        if acks is None:
+            return  # late answer to a batch already given up (it is published again)
+        try:
+            seq = int(msg.subject.rpartition(".")[2])
+        except ValueError:
+            return
+        acks.answer(seq, msg.data, msg.headers)
 
     async def _run(self, js: JetStreamContext) -> None:
         while True:
@@ -203,6 +274,12 @@ class NatsRelay:
                     await self._record(self.published_seq)
                 if len(batch) < self._batch_size:
                     await self._watcher.wait_beyond(self.published_seq, patience_s=1.0)
-            except (nats.errors.Error, psycopg.OperationalError, OSError, TimeoutError) as exc:
+            except (
+                nats.errors.Error,
+                psycopg.OperationalError,
+                OSError,
+                TimeoutError,
+                PublishRefused,
+            ) as exc:
                 log.warning("relay_publish_failed", error=repr(exc), position=self.published_seq)
                 await asyncio.sleep(1.0)

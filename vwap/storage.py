@@ -3,20 +3,29 @@
 Window sums read whole buckets from ``trade_buckets_1d/1h/1m`` and raw edges from ``trades`` in
 one statement, so the answer is one consistent snapshot whether the relations are plain tables
 kept by triggers or TimescaleDB continuous aggregates with real-time aggregation.
+
+Pool connections are in autocommit mode: a single-statement read (a window) is one round trip
+and sees one snapshot; reads of several statements run in a ``REPEATABLE READ, READ ONLY``
+transaction (``BEGIN`` carries the isolation level, so it costs no extra round trip). Deadlines
+are enforced client side (:func:`_within`): when one passes, the read's task is cancelled once
+and psycopg cancels the query on the server, so no per-request ``statement_timeout`` is sent.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any, TypeAlias
+from typing import Any, TypeAlias, TypeVar
 
 import psycopg
+from psycopg import IsolationLevel
 from psycopg_pool import AsyncConnectionPool
 
 from tradekit.domain import Trade
+from vwap.errors import DeadlinePassed
 from vwap.points import Sums
 from vwap.ranges import Level, Piece
 from vwap.series import Atom
@@ -25,14 +34,58 @@ Row: TypeAlias = tuple[Any, ...]
 Connection: TypeAlias = psycopg.AsyncConnection[Row]
 Pool: TypeAlias = AsyncConnectionPool[Connection]
 
+T = TypeVar("T")
+
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def open_pool(conninfo: str, *, min_size: int = 2, max_size: int = 20) -> Pool:
-    """An unopened pool; use it as ``async with open_pool(...) as pool``."""
+    """An unopened pool of autocommit connections whose transactions are ``REPEATABLE READ,
+    READ ONLY``; use it as ``async with open_pool(...) as pool``."""
     return AsyncConnectionPool(
-        conninfo, min_size=min_size, max_size=max_size, open=False, name="vwap"
+        conninfo,
+        min_size=min_size,
+        max_size=max_size,
+        open=False,
+        name="vwap",
+        kwargs={"autocommit": True},
+        configure=_configure,
     )
+
+
+async def _configure(conn: Connection) -> None:
+    # Only recorded on the connection (no round trip): used by the BEGIN of conn.transaction().
+    await conn.set_isolation_level(IsolationLevel.REPEATABLE_READ)
+    await conn.set_read_only(True)
+
+
+async def _within(timeout_ms: int | None, work: Coroutine[Any, Any, T]) -> T:
+    """The result of ``work`` (database calls), cancelled once ``timeout_ms`` passes (then
+    DeadlinePassed; None: no limit) or when the caller is cancelled.
+
+    psycopg answers a cancellation by cancelling the query on the server and waiting for it to
+    stop; a second cancellation meanwhile (gRPC cancels a handler whose deadline passed, at
+    about the same moment) makes it close the connection and leave the query running. So
+    ``work`` runs in its own task, which this function cancels at most once and waits for.
+    """
+    if timeout_ms is None:
+        return await work
+    task = asyncio.ensure_future(work)
+    try:
+        done, _ = await asyncio.wait((task,), timeout=max(1, timeout_ms) / 1000)
+    except asyncio.CancelledError:
+        task.cancel()
+        await asyncio.wait((task,))
+        if not task.cancelled():
+            task.exception()  # mark it retrieved: the caller is gone, the outcome is moot
+        raise
+    if not done:
+        task.cancel()
+        await asyncio.wait((task,))
+        if not task.cancelled():
+            return task.result()  # finished (or failed) before the cancellation reached it
+        raise DeadlinePassed("the deadline passed during the query")
+    return task.result()
 
 
 def dt_from_ms(ms: int) -> datetime:
@@ -79,10 +132,22 @@ class SymbolSummary:
     verified_until_ms: int | None
 
 
+#: Whether the symbol is known: in ``symbols`` or with any trade. The trade probe is a scalar
+#: subquery ordered like the primary key, so it is one index descent; an ``EXISTS`` there may be
+#: planned as a sequential scan that reads every other symbol's rows first.
+_KNOWN_SQL = """(
+    EXISTS (SELECT 1 FROM symbols WHERE symbol = %(symbol)s)
+    OR (SELECT true FROM trades WHERE symbol = %(symbol)s ORDER BY ts LIMIT 1) IS NOT NULL
+)"""
+
 _PIECES_CTE = """
 WITH r AS (
-    SELECT * FROM unnest(%(levels)s::bigint[], %(starts)s::timestamptz[], %(ends)s::timestamptz[])
-        AS r(level, s, e)
+    SELECT p.level,
+           (timestamp 'epoch' + (p.s / 86400000) * interval '1 day'
+               + (p.s %% 86400000) * interval '1 millisecond') AT TIME ZONE 'UTC' AS s,
+           (timestamp 'epoch' + (p.e / 86400000) * interval '1 day'
+               + (p.e %% 86400000) * interval '1 millisecond') AT TIME ZONE 'UTC' AS e
+    FROM unnest(%(levels)s::bigint[], %(starts)s::bigint[], %(ends)s::bigint[]) AS p(level, s, e)
 ), atoms AS (
     SELECT b.bucket AS key, b.notional, b.volume, b.trade_count AS n, r.level
     FROM trade_buckets_1d b JOIN r ON r.level = 86400000 AND b.bucket >= r.s AND b.bucket < r.e
@@ -107,8 +172,9 @@ _WINDOW_SQL = (
     + """
 SELECT coalesce(sum(notional), 0), coalesce(sum(volume), 0), coalesce(sum(n), 0)::bigint,
        (SELECT verified_until FROM symbols WHERE symbol = %(symbol)s),
-       EXISTS (SELECT 1 FROM symbols WHERE symbol = %(symbol)s)
-           OR EXISTS (SELECT 1 FROM trades WHERE symbol = %(symbol)s)
+       """
+    + _KNOWN_SQL
+    + """
 FROM atoms
 """
 )
@@ -120,11 +186,11 @@ SELECT (extract(epoch FROM key) * 1000)::bigint, notional, volume, n, level FROM
 """
 )
 
-_SYMBOL_SQL = """
-SELECT (SELECT verified_until FROM symbols WHERE symbol = %(symbol)s),
-       EXISTS (SELECT 1 FROM symbols WHERE symbol = %(symbol)s)
-           OR EXISTS (SELECT 1 FROM trades WHERE symbol = %(symbol)s)
-"""
+_SYMBOL_SQL = (
+    """
+SELECT (SELECT verified_until FROM symbols WHERE symbol = %(symbol)s), """
+    + _KNOWN_SQL
+)
 
 _TRADES_FIRST_SQL = """
 SELECT trade_id, ts, price, quantity, source, verified, received_at FROM trades
@@ -161,11 +227,14 @@ ORDER BY ts, trade_id
 
 
 def _piece_params(symbol: str, pieces: Sequence[Piece]) -> dict[str, Any]:
+    # Bounds travel as epoch milliseconds, dumped several times faster than datetimes. The SQL
+    # turns them into timestamptz with integer arithmetic only (whole days on a timestamp
+    # without time zone, so no DST; then milliseconds below 2**53 microseconds): exact.
     return {
         "symbol": symbol,
         "levels": [p.level.value for p in pieces],
-        "starts": [dt_from_ms(p.start_ms) for p in pieces],
-        "ends": [dt_from_ms(p.end_ms) for p in pieces],
+        "starts": [p.start_ms for p in pieces],
+        "ends": [p.end_ms for p in pieces],
     }
 
 
@@ -175,21 +244,18 @@ class VwapStore:
     def __init__(self, pool: Pool) -> None:
         self._pool = pool
 
-    async def _begin(self, conn: Connection, timeout_ms: int | None) -> None:
-        await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-        if timeout_ms is not None:
-            await conn.execute(
-                "SELECT set_config('statement_timeout', %s, true)", (str(max(1, timeout_ms)),)
-            )
-
     async def window(
         self, symbol: str, pieces: Sequence[Piece], *, timeout_ms: int | None = None
     ) -> WindowRead:
         """Sums over ``pieces`` plus the symbol's verified_until and whether it is known."""
-        async with self._pool.connection() as conn, conn.transaction():
-            await self._begin(conn, timeout_ms)
-            cur = await conn.execute(_WINDOW_SQL, _piece_params(symbol, pieces))
-            row = await cur.fetchone()
+        params = _piece_params(symbol, pieces)
+
+        async def read() -> Row | None:
+            async with self._pool.connection() as conn:
+                cur = await conn.execute(_WINDOW_SQL, params)
+                return await cur.fetchone()
+
+        row = await _within(timeout_ms, read())
         assert row is not None
         notional, volume, count, verified_until, known = row
         return WindowRead(
@@ -201,13 +267,17 @@ class VwapStore:
     ) -> tuple[list[Atom], bool, int | None]:
         """Atoms (trades and whole buckets) of ``pieces``, whether the symbol is known, and its
         verified_until, in one snapshot."""
-        async with self._pool.connection() as conn, conn.transaction():
-            await self._begin(conn, timeout_ms)
-            cur = await conn.execute(_SYMBOL_SQL, {"symbol": symbol})
-            head = await cur.fetchone()
-            assert head is not None
-            cur = await conn.execute(_ATOMS_SQL, _piece_params(symbol, pieces))
-            rows = await cur.fetchall()
+        params = _piece_params(symbol, pieces)
+
+        async def read() -> tuple[Row | None, list[Row]]:
+            async with self._pool.connection() as conn, conn.transaction():
+                cur = await conn.execute(_SYMBOL_SQL, {"symbol": symbol})
+                head = await cur.fetchone()
+                cur = await conn.execute(_ATOMS_SQL, params)
+                return head, await cur.fetchall()
+
+        head, rows = await _within(timeout_ms, read())
+        assert head is not None
         atoms = [
             Atom(int(k), Sums(Decimal(n), Decimal(v), int(c)), Level(int(lv)))
             for k, n, v, c, lv in rows
@@ -232,18 +302,21 @@ class VwapStore:
             "end": dt_from_ms(end_ms),
             "limit": limit,
         }
-        async with self._pool.connection() as conn, conn.transaction():
-            await self._begin(conn, timeout_ms)
-            cur = await conn.execute(_SYMBOL_SQL, {"symbol": symbol})
-            head = await cur.fetchone()
-            assert head is not None
-            if after is None:
-                cur = await conn.execute(_TRADES_FIRST_SQL, params)
-            else:
-                params["after_ts"] = dt_from_ms(after[0])
-                params["after_id"] = after[1]
-                cur = await conn.execute(_TRADES_AFTER_SQL, params)
-            rows = await cur.fetchall()
+        sql = _TRADES_FIRST_SQL
+        if after is not None:
+            sql = _TRADES_AFTER_SQL
+            params["after_ts"] = dt_from_ms(after[0])
+            params["after_id"] = after[1]
+
+        async def read() -> tuple[Row | None, list[Row]]:
+            async with self._pool.connection() as conn, conn.transaction():
+                cur = await conn.execute(_SYMBOL_SQL, {"symbol": symbol})
+                head = await cur.fetchone()
+                cur = await conn.execute(sql, params)
+                return head, await cur.fetchall()
+
+        head, rows = await _within(timeout_ms, read())
+        assert head is not None
         result = [
             StoredTrade(
                 Trade(symbol, int(tid), ms_from_dt(ts), Decimal(price), Decimal(qty)),
@@ -257,10 +330,13 @@ class VwapStore:
 
     async def symbols(self, *, timeout_ms: int | None = None) -> list[SymbolSummary]:
         """Symbols with stored trades, alphabetically, with first/last trade times."""
-        async with self._pool.connection() as conn, conn.transaction():
-            await self._begin(conn, timeout_ms)
-            cur = await conn.execute(_SYMBOLS_SQL)
-            rows = await cur.fetchall()
+
+        async def read() -> list[Row]:
+            async with self._pool.connection() as conn, conn.transaction():
+                cur = await conn.execute(_SYMBOLS_SQL)
+                return await cur.fetchall()
+
+        rows = await _within(timeout_ms, read())
         return [
             SymbolSummary(str(sym), ms_from_dt(first), ms_from_dt(last), _ms(vu))
             for sym, first, last, vu in rows
@@ -279,7 +355,6 @@ class VwapStore:
         """In one snapshot: the event head sequence and the symbol's trades within ``span_ms``
         of its newest trade, in (ts, trade_id) order."""
         async with self._pool.connection() as conn, conn.transaction():
-            await self._begin(conn, None)
             cur = await conn.execute(_HEAD_SQL)
             head = await cur.fetchone()
             assert head is not None

@@ -48,11 +48,13 @@ def _constant(name: str) -> Any:
 
 
 def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            raise _BadJson(f"duplicate field {key!r}")
-        result[key] = value
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _BadJson(f"duplicate field {key!r}")
+            seen.add(key)
     return result
 
 
@@ -154,11 +156,11 @@ def parse_frame(
         return Rejection(f"frame is not JSON: {str(exc)[:120]}")
     if not isinstance(obj, dict):
         return Rejection(f"frame must be a JSON object, got {_kind(obj)}")
-    missing = FIELDS - obj.keys()
-    if missing:
-        return Rejection(f"missing field(s) {', '.join(sorted(missing))}")
-    extra = obj.keys() - FIELDS
-    if extra:
+    if obj.keys() != FIELDS:
+        missing = FIELDS - obj.keys()
+        if missing:
+            return Rejection(f"missing field(s) {', '.join(sorted(missing))}")
+        extra = obj.keys() - FIELDS
         return Rejection(f"unexpected field(s) {', '.join(sorted(map(_short, extra)))}")
     ticker = obj["ticker"]
     if not isinstance(ticker, str):

@@ -1,0 +1,132 @@
+"""VwapStore against a real database: snapshots, symbol probes and deadlines."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from decimal import Decimal
+
+import psycopg
+import pytest
+
+from tests.vwap.support import insert_trades
+from tradekit.domain import Trade
+from vwap.errors import DeadlinePassed
+from vwap.ranges import DAY_MS, plan_pieces
+from vwap.storage import Pool, VwapStore, open_pool
+
+BASE = 1_700_006_400_000 - 1_700_006_400_000 % DAY_MS  # a UTC midnight in Nov 2023
+
+
+@pytest.fixture
+async def pool(store_url: str) -> AsyncIterator[Pool]:
+    """The VWAP service's pool over the fresh store, seeded with one BTC trade."""
+    async with await psycopg.AsyncConnection.connect(store_url) as conn:
+        await insert_trades(conn, [Trade("BTC", 1, BASE, Decimal(2), Decimal(3))])
+        await conn.commit()
+    async with open_pool(store_url, min_size=1, max_size=2) as opened:
+        yield opened
+
+
+async def _lock_waiters(conn: psycopg.AsyncConnection[tuple[object, ...]]) -> int:
+    cur = await conn.execute(
+        "SELECT count(*) FROM pg_stat_activity"
+        " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+    )
+    row = await cur.fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+async def test_window_reads_sums_and_knows_the_symbol(pool: Pool) -> None:
+    """A window read returns exact sums and whether the symbol has trades."""
+    store = VwapStore(pool)
+    known = await store.window("BTC", plan_pieces(BASE, BASE + 1000), timeout_ms=5000)
+    unknown = await store.window("ETH", plan_pieces(BASE, BASE + 1000))
+    assert (known.sums.notional, known.sums.volume, known.sums.count) == (6, 3, 1)
+    assert known.known
+    assert not unknown.known
+    assert unknown.sums.count == 0
+
+
+async def test_a_trade_of_another_symbol_does_not_make_a_symbol_known(pool: Pool) -> None:
+    """The trade probe looks at the asked symbol only."""
+    store = VwapStore(pool)
+    _, known, _ = await store.atoms("ETH", plan_pieces(BASE, BASE + DAY_MS))
+    assert not known
+
+
+async def test_multi_statement_reads_are_repeatable_read_and_read_only(pool: Pool) -> None:
+    """Transactions on pool connections begin REPEATABLE READ, READ ONLY."""
+    async with pool.connection() as conn, conn.transaction():
+        cur = await conn.execute(
+            "SELECT current_setting('transaction_isolation'),"
+            " current_setting('transaction_read_only')"
+        )
+        assert await cur.fetchone() == ("repeatable read", "on")
+
+
+async def test_a_window_read_leaves_no_transaction_open(pool: Pool) -> None:
+    """A single-statement read runs in autocommit: the connection is idle afterwards."""
+    await VwapStore(pool).window("BTC", plan_pieces(BASE, BASE + 1000))
+    async with pool.connection() as conn:
+        assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+
+
+async def test_a_blocked_read_is_cancelled_on_the_server_at_its_deadline(
+    pool: Pool, store_url: str
+) -> None:
+    """DeadlinePassed when the deadline passes; the query stops waiting in the database."""
+    store = VwapStore(pool)
+    async with await psycopg.AsyncConnection.connect(store_url) as locker:
+        await locker.execute("LOCK TABLE trades IN ACCESS EXCLUSIVE MODE")
+        with pytest.raises(DeadlinePassed):
+            await store.window("BTC", plan_pieces(BASE, BASE + 1000), timeout_ms=200)
+        assert await _lock_waiters(locker) == 0
+        await locker.rollback()
+    read = await store.window("BTC", plan_pieces(BASE, BASE + 1000), timeout_ms=5000)
+    assert read.sums.count == 1
+
+
+async def test_a_cancelled_caller_cancels_its_query_once_and_cleanly(
+    pool: Pool, store_url: str
+) -> None:
+    """Cancelling the caller twice still cancels the query on the server, not just locally."""
+    store = VwapStore(pool)
+    async with await psycopg.AsyncConnection.connect(store_url) as locker:
+        await locker.execute("LOCK TABLE trades IN ACCESS EXCLUSIVE MODE")
+        caller = asyncio.create_task(
+            store.window("BTC", plan_pieces(BASE, BASE + 1000), timeout_ms=60_000)
+        )
+        await asyncio.sleep(0.2)
+        caller.cancel()
+        await asyncio.sleep(0)
+        caller.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await caller
+        await asyncio.sleep(0.3)
+        assert await _lock_waiters(locker) == 0
+        await locker.rollback()
+
+
+@pytest.mark.parametrize(
+    "ts_ms",
+    [
+        BASE + 1,
+        10_413_792_000_123,  # 2300-01-01T00:00:00.123Z: beyond 2**53 microseconds
+        253_402_300_799_999,  # the last millisecond of year 9999
+    ],
+)
+async def test_window_bounds_are_exact_to_the_millisecond(store_url: str, ts_ms: int) -> None:
+    """Bounds sent as epoch milliseconds select a trade exactly at any date."""
+    async with await psycopg.AsyncConnection.connect(store_url) as conn:
+        await insert_trades(conn, [Trade("SOL", 1, ts_ms, Decimal(2), Decimal(3))])
+        await conn.commit()
+    async with open_pool(store_url, min_size=1, max_size=1) as pool:
+        store = VwapStore(pool)
+        hit = await store.window("SOL", plan_pieces(ts_ms, ts_ms + 1))
+        before = await store.window("SOL", plan_pieces(ts_ms - 1, ts_ms))
+        after = await store.window("SOL", plan_pieces(ts_ms + 1, ts_ms + 2))
+    assert hit.sums.count == 1
+    assert before.sums.count == 0
+    assert after.sums.count == 0
