@@ -15,6 +15,7 @@ import psycopg
 from processor.db import Connection
 from processor.event_log import NOTIFY_CHANNEL, head_sequence
 from tradekit.logs import event_logger
+from tradekit.tasks import cancel_and_wait
 
 log = event_logger("processor.head_watch")
 
@@ -47,10 +48,8 @@ class HeadWatcher:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        task, self._task = self._task, None
+        await cancel_and_wait(task)
 
     async def _listen(self, conn: Connection) -> None:
         """Follow notifications; on a lost connection, log, reconnect and re-read the head."""

@@ -28,6 +28,7 @@ from processor.events import SEQUENCE_HEADER, STREAM_SUBJECTS, TYPE_HEADER
 from processor.head_watch import HeadWatcher
 from processor.stats import ProcessorCounters
 from tradekit.logs import event_logger
+from tradekit.tasks import cancel_and_wait
 
 log = event_logger("processor.relay")
 
@@ -115,10 +116,8 @@ class NatsRelay:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        task, self._task = self._task, None
+        await cancel_and_wait(task)
         if self._nc is not None:
             if exc_type is None:
                 await self._publish_remaining(self._nc.jetstream())
