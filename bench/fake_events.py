@@ -4,14 +4,27 @@ then served on a real ``ProcessorService.StreamEvents`` gRPC server.
 
     async with FakeEventSource(database_url) as source:
         trade, seq = await source.emit("BTC")  # committed, then visible on the stream
+
+Benchmarks run it in its own process (so the service under test does not share a GIL with the
+load it measures): ``python -m bench.fake_events --database-url URL`` prints
+``listening <host:port>``, then obeys stdin, one reply line per command:
+
+- ``emit <SYM>,...``: one trade of each symbol; prints the head sequence;
+- ``steady <rate> <duration_s> <SYM>,...``: ``rate`` trades/s over ``duration_s``, alternating
+  symbols; prints JSON ``{"last": {symbol: sequence}, "emit_s": seconds}``;
+- ``trades <from>``: prints a JSON list of the trades emitted from index ``from`` on, each
+  ``[symbol, trade_id, ts_ms, price, quantity]`` (decimals as strings).
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import json
 import random
+import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from decimal import Decimal
 from functools import partial
 from typing import Any
@@ -141,3 +154,63 @@ class _StreamEvents(processor_pb2_grpc.ProcessorServiceServicer):
     ) -> AsyncIterator[processor_pb2.StreamEventsResponse]:
         async for event in self._source.events_from(request.from_sequence):
             yield processor_pb2.StreamEventsResponse(event=event)
+
+
+async def steady(
+    source: FakeEventSource, symbols: Sequence[str], rate: float, duration_s: float
+) -> dict[str, int]:
+    """Emit ``rate`` trades/s, alternating ``symbols``, for ``duration_s``; last sequence by
+    symbol."""
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    last: dict[str, int] = {}
+    for n in range(int(rate * duration_s)):
+        delay = began + n / rate - loop.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        symbol = symbols[n % len(symbols)]
+        _, last[symbol] = await source.emit(symbol)
+    return last
+
+
+async def obey(source: FakeEventSource, line: str) -> str:
+    """Run one stdin command (see the module docstring); its reply line."""
+    command, *args = line.split()
+    if command == "emit":
+        for symbol in args[0].split(","):
+            await source.emit(symbol)
+        return str(source.head)
+    if command == "steady":
+        began = time.monotonic()
+        last = await steady(source, args[2].split(","), float(args[0]), float(args[1]))
+        return json.dumps({"last": last, "emit_s": time.monotonic() - began})
+    if command == "trades":
+        return json.dumps(
+            [
+                [t.symbol, t.trade_id, t.ts_ms, str(t.price), str(t.quantity)]
+                for t in source.trades[int(args[0]) :]
+            ]
+        )
+    raise ValueError(f"unknown command {line!r}")
+
+
+async def serve(database_url: str, seed: int) -> None:
+    """Serve StreamEvents and obey stdin until it closes."""
+    async with FakeEventSource(database_url, seed=seed) as source:
+        print(f"listening {source.address}", flush=True)
+        while line := (await asyncio.to_thread(sys.stdin.readline)).strip():
+            print(await obey(source, line), flush=True)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse the flags and serve."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--database-url", required=True)
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args(argv)
+    asyncio.run(serve(args.database_url, args.seed))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

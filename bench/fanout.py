@@ -1,9 +1,10 @@
 """Benchmark: StreamVwap fan-out to 1,000 subscribers, delivery latency trade -> update.
 
-A fake ProcessorService (:mod:`bench.fake_events`, a real gRPC server in this process) commits
-trades stamped with the wall clock to a real store (plain mode) and streams their TradeEvents at
-a steady rate over two symbols; the real VWAP service (:func:`vwap.app.run_vwap`, in this
-process) follows it and fans each live update out. The subscribers live in a separate process
+A fake ProcessorService (:mod:`bench.fake_events`, a real gRPC server in its own process)
+commits trades stamped with the wall clock to a real store (plain mode) and streams their
+TradeEvents at a steady rate over two symbols; the real VWAP service (:func:`vwap.app.run_vwap`,
+alone in this process with its event follower; the driver here only waits on pipes) follows it
+and fans each live update out. The subscribers live in a separate process
 (:mod:`bench.fanout_client`), many streams over a few channels, half on each symbol. Latency is
 receive time - trade time on the same machine clock (live ``end_time`` - 1 ms is the trade
 time; millisecond resolution).
@@ -28,11 +29,11 @@ import json
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from decimal import ROUND_HALF_EVEN, Context, Decimal
 from typing import Any
 
-from bench.fake_events import FakeEventSource
 from bench.report import bench_parser, finish, rounded
 from bench.servers import fresh_database
 from processor.schema import migrate
@@ -47,20 +48,21 @@ WINDOW_MS = 3_600_000
 STEP_MS = 60_000
 
 
-class ClientProcess:
-    """Parent side of ``python -m bench.fanout_client``: start it, talk over stdin/stdout."""
+class ChildProcess:
+    """Parent side of ``python -m <module>``: start it, talk over stdin/stdout."""
 
-    def __init__(self, args: Sequence[str]) -> None:
+    def __init__(self, module: str, args: Sequence[str]) -> None:
+        self._module = module
         self._args = list(args)
         self._proc: asyncio.subprocess.Process | None = None
 
     async def line(self, timeout_s: float = 180) -> str:
-        """The next line the client prints."""
+        """The next line the child prints."""
         assert self._proc is not None
         assert self._proc.stdout is not None
         line = await asyncio.wait_for(self._proc.stdout.readline(), timeout_s)
         if not line:
-            raise RuntimeError("the subscriber process exited")
+            raise RuntimeError(f"the {self._module} process exited")
         return line.decode().strip()
 
     async def command(self, text: str) -> str:
@@ -71,14 +73,15 @@ class ClientProcess:
         await self._proc.stdin.drain()
         return await self.line()
 
-    async def __aenter__(self) -> ClientProcess:
+    async def __aenter__(self) -> ChildProcess:
         self._proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "bench.fanout_client",
+            self._module,
             *self._args,
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
+            limit=64 * 1024 * 1024,
         )
         return self
 
@@ -95,33 +98,57 @@ class ClientProcess:
             await proc.wait()
 
 
-async def warm_up(source: FakeEventSource, client: ClientProcess) -> float:
+class EventProcess:
+    """The fake event source in its own process (``python -m bench.fake_events``)."""
+
+    def __init__(self, child: ChildProcess, address: str) -> None:
+        self._child = child
+        #: host:port of its StreamEvents server.
+        self.address = address
+        #: The sequence of the newest event it streamed.
+        self.head = 0
+
+    async def emit(self, symbols: Sequence[str]) -> None:
+        """One trade of each symbol, committed and streamed."""
+        self.head = int(await self._child.command("emit " + ",".join(symbols)))
+
+    async def steady(self, rate: float, duration_s: float) -> tuple[dict[str, int], float]:
+        """``rate`` trades/s alternating symbols for ``duration_s``; the last sequence by symbol
+        and the seconds the emission took."""
+        reply = json.loads(
+            await self._child.command(f"steady {rate} {duration_s} {','.join(SYMBOLS)}")
+        )
+        last: dict[str, int] = reply["last"]
+        self.head = max(self.head, *last.values())
+        return last, float(reply["emit_s"])
+
+    async def trades(self) -> list[Trade]:
+        """Every trade emitted, in order."""
+        rows = json.loads(await self._child.command("trades 0"))
+        return [Trade(s, int(i), int(ts), Decimal(p), Decimal(q)) for s, i, ts, p, q in rows]
+
+
+@asynccontextmanager
+async def event_process(database_url: str) -> AsyncIterator[EventProcess]:
+    """Start the fake event source in its own process."""
+    async with ChildProcess("bench.fake_events", ["--database-url", database_url]) as child:
+        word, _, address = (await child.line()).partition(" ")
+        if word != "listening":
+            raise RuntimeError(f"the event source did not start: {word} {address}")
+        yield EventProcess(child, address)
+
+
+async def warm_up(source: EventProcess, client: ChildProcess) -> float:
     """Emit a trade per symbol every 100 ms until every subscriber got one; seconds taken."""
     began = time.monotonic()
     async with asyncio.TaskGroup() as tasks:
         ready = tasks.create_task(client.line())
         while not ready.done():
-            for symbol in SYMBOLS:
-                await source.emit(symbol)
+            await source.emit(SYMBOLS)
             await asyncio.wait([ready], timeout=0.1)
     if ready.result() != "ready":
         raise RuntimeError(f"subscribers never all attached: {ready.result()}")
     return time.monotonic() - began
-
-
-async def steady(source: FakeEventSource, rate: float, duration_s: float) -> dict[str, int]:
-    """Emit ``rate`` trades/s, alternating symbols, for ``duration_s``; last sequence by
-    symbol."""
-    loop = asyncio.get_running_loop()
-    began = loop.time()
-    last: dict[str, int] = {}
-    for n in range(int(rate * duration_s)):
-        delay = began + n / rate - loop.time()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        symbol = SYMBOLS[n % len(SYMBOLS)]
-        _, last[symbol] = await source.emit(symbol)
-    return last
 
 
 def brute_force(trades: Sequence[Trade], symbol: str) -> tuple[Decimal, Decimal, int, Decimal]:
@@ -133,18 +160,18 @@ def brute_force(trades: Sequence[Trade], symbol: str) -> tuple[Decimal, Decimal,
     return notional, volume, len(mine), vwap
 
 
-def last_point_exact(source: FakeEventSource, points: list[Any], symbol: str) -> bool:
+def last_point_exact(trades: Sequence[Trade], points: list[Any], symbol: str) -> bool:
     """Every subscriber holds the same last live point and it equals the brute force."""
     if len(points) != 1 or points[0] is None:
         return False
     notional, volume, count, vwap = points[0]
     return (Decimal(notional), Decimal(volume), int(count), Decimal(vwap)) == brute_force(
-        source.trades, symbol
+        trades, symbol
     )
 
 
 async def phase(
-    source: FakeEventSource,
+    source: EventProcess,
     address: str,
     *,
     subscribers: int,
@@ -156,18 +183,18 @@ async def phase(
     args = ["--address", address, "--subscribers", str(subscribers)]
     args += ["--channels", str(channels), "--symbols", ",".join(SYMBOLS)]
     args += ["--window-ms", str(WINDOW_MS), "--step-ms", str(STEP_MS)]
-    async with ClientProcess(args) as client:
+    async with ChildProcess("bench.fanout_client", args) as client:
         attach_s = await warm_up(source, client)
         mark = source.head
         if await client.command(f"mark {mark}") != "marked":
             raise RuntimeError("the subscriber process did not acknowledge the mark")
-        cpu_before, began = time.process_time(), time.monotonic()
-        finals = await steady(source, rate, duration_s)
-        emitted_s = time.monotonic() - began
+        cpu_before = time.process_time()
+        finals, emitted_s = await source.steady(rate, duration_s)
         reply = await client.command("until " + ",".join(f"{k}={v}" for k, v in finals.items()))
         server_cpu = time.process_time() - cpu_before
     seen: dict[str, Any] = json.loads(reply)
-    sent = {s: sum(1 for t in source.trades[mark:] if t.symbol == s) for s in SYMBOLS}
+    trades = await source.trades()
+    sent = {s: sum(1 for t in trades[mark:] if t.symbol == s) for s in SYMBOLS}
     per_symbol = subscribers // len(SYMBOLS)
     live_counts = seen["live_update_counts"]
     return {
@@ -176,7 +203,7 @@ async def phase(
         "attach_s": rounded(attach_s, 2),
         "trades_sent": sent,
         "emit_s": rounded(emitted_s, 2),
-        # Below the configured rate when this process (which also runs the VWAP service) is
+        # Below the configured rate when the event source's process (or the machine) is
         # saturated: trades are then stamped late, so latencies are understated.
         "trades_per_s_achieved": rounded(sum(sent.values()) / emitted_s, 1),
         "updates_delivered_per_s": rounded(
@@ -191,7 +218,7 @@ async def phase(
             ),
             "one_live_update_per_trade": all(live_counts[s] == [sent[s]] for s in SYMBOLS),
             "last_live_vwap_equals_brute_force": all(
-                last_point_exact(source, seen["last_points"][s], s) for s in SYMBOLS
+                last_point_exact(trades, seen["last_points"][s], s) for s in SYMBOLS
             ),
         },
     }
@@ -203,7 +230,7 @@ async def bench(
     """The baseline (one subscriber), then the fan-out run, against one VWAP service."""
     with fresh_database("bench_fanout") as db:
         await migrate(db, "plain")
-        async with FakeEventSource(db) as source:
+        async with event_process(db) as source:
             config = VwapConfig(
                 port=0,
                 database_url=db,
