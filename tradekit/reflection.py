@@ -67,12 +67,14 @@ class DocumentedReflectionServicer(ReflectionServicer):  # type: ignore[misc]
             return super()._file_by_filename(request, filename)
 
     def _file_containing_symbol(self, request: Any, fully_qualified_name: str) -> Any:
-        try:
-            return self._response(
-                self._pool.FindFileContainingSymbol(fully_qualified_name), request
-            )
-        except KeyError:
-            return super()._file_containing_symbol(request, fully_qualified_name)
+        # Python's descriptor pool does not index methods: a method lives in its service's file.
+        parent = fully_qualified_name.rpartition(".")[0]
+        for name in (fully_qualified_name, parent):
+            try:
+                return self._response(self._pool.FindFileContainingSymbol(name), request)
+            except KeyError:
+                continue
+        return super()._file_containing_symbol(request, fully_qualified_name)
 
 
 def enable_documented_reflection(service_names: list[str], server: grpc.aio.Server) -> None:

@@ -60,6 +60,15 @@ def test_grpcurl_describes_messages_with_their_comments(proxy: ServiceProcess) -
     assert "exact decimal string" in described
 
 
+def test_grpcurl_describes_a_method(proxy: ServiceProcess) -> None:
+    """`describe` resolves a fully qualified method name, with its comment."""
+    described = grpcurl(
+        "-plaintext", proxy.address, "describe", "trading.v1.ProxyService.FetchTrades"
+    )
+    assert "rpc FetchTrades ( .trading.v1.FetchTradesRequest ) returns ( stream" in described
+    assert "walks the REST API" in described
+
+
 def test_grpcurl_health_check_reports_serving(proxy: ServiceProcess) -> None:
     """The standard health service answers SERVING for the server and for the service."""
     overall = json.loads(grpcurl("-plaintext", proxy.address, "grpc.health.v1.Health/Check"))
