@@ -77,6 +77,8 @@ class Tracker:
                 kind=event.kind,
                 sequence=event.sequence,
             )
+        if isinstance(event, WindowVerified):
+            self.rolling.on_window_verified(event.start_ms, event.end_ms)
         return []
 
 
@@ -101,11 +103,11 @@ class LiveHub:
     def apply(self, event: DomainEvent) -> None:
         """Dispatch one committed event (called by the follower, in sequence order)."""
         self.sequence = event.sequence
-        if isinstance(event, WindowVerified):
-            return
         trackers = tuple(self._by_symbol.get(event.symbol, ()))
         for tracker in trackers:
             self._deliver(tracker, tracker.apply(event))
+        if isinstance(event, WindowVerified):
+            return
         if self._wildcards and event.symbol not in self._discovering:
             for (window_ms, step_ms), subscribers in self._wildcards.items():
                 shared = self._trackers.get((event.symbol, window_ms, step_ms))
@@ -140,7 +142,9 @@ class LiveHub:
     async def _load(self, tracker: Tracker) -> None:
         symbol, window_ms, step_ms = tracker.key
         try:
-            head, trades = await self._store.recent_trades(symbol, window_ms + step_ms)
+            head, trades, verified_until = await self._store.recent_trades(
+                symbol, window_ms + step_ms
+            )
         except BaseException as exc:
             tracker.failed = exc
             self._forget(tracker)
@@ -152,6 +156,7 @@ class LiveHub:
             step_ms=step_ms,
             retention_ms=self._retention_ms,
             trades=trades,
+            verified_until_ms=verified_until,
         )
         tracker.rolling, tracker.loaded_seq = rolling, head
         pending, tracker.pending = tracker.pending, []

@@ -61,8 +61,11 @@ class RollingWindow:
         step_ms: int,
         retention_ms: int,
         trades: Iterable[Trade] = (),
+        verified_until_ms: int | None = None,
     ) -> None:
         self.symbol = symbol
+        #: Everything before this instant is reconciled (None: nothing known to be).
+        self.verified_until_ms = verified_until_ms
         self.window_ms = window_ms
         self.step_ms = step_ms
         self.retention_ms = retention_ms
@@ -88,10 +91,17 @@ class RollingWindow:
         """The current live point, None before any trade."""
         if self.end_ms is None:
             return None
-        return VwapPoint(self.symbol, self.end_ms, self.window_ms, self._sums, False)
+        return self._point(self.end_ms, self._sums)
 
     def _point(self, end_ms: int, sums: Sums) -> VwapPoint:
-        return VwapPoint(self.symbol, end_ms, self.window_ms, sums, False)
+        verified = self.verified_until_ms is not None and end_ms <= self.verified_until_ms
+        return VwapPoint(self.symbol, end_ms, self.window_ms, sums, verified)
+
+    def on_window_verified(self, start_ms: int, end_ms: int) -> None:
+        """A reconciliation window was verified: the watermark moves when the window reaches
+        it (windows of one symbol are verified in order from the watermark)."""
+        if self.verified_until_ms is not None and start_ms <= self.verified_until_ms < end_ms:
+            self.verified_until_ms = end_ms
 
     def _range_sums(self, start_ms: int, end_ms: int) -> Sums:
         lo = bisect.bisect_left(self._keys, (start_ms, -(2**63)))

@@ -218,6 +218,8 @@ FROM s ORDER BY s.symbol
 
 _HEAD_SQL = "SELECT seq FROM event_head"
 
+_VERIFIED_UNTIL_SQL = "SELECT verified_until FROM symbols WHERE symbol = %(symbol)s"
+
 _RECENT_SQL = """
 SELECT trade_id, ts, price, quantity FROM trades
 WHERE symbol = %(symbol)s
@@ -351,9 +353,10 @@ class VwapStore:
         assert row is not None
         return int(row[0])
 
-    async def recent_trades(self, symbol: str, span_ms: int) -> tuple[int, list[Trade]]:
-        """In one snapshot: the event head sequence and the symbol's trades within ``span_ms``
-        of its newest trade, in (ts, trade_id) order."""
+    async def recent_trades(self, symbol: str, span_ms: int) -> tuple[int, list[Trade], int | None]:
+        """In one snapshot: the event head sequence, the symbol's trades within ``span_ms``
+        of its newest trade in (ts, trade_id) order, and its ``verified_until`` (None when the
+        symbol has no reconciliation position yet)."""
         async with self._pool.connection() as conn, conn.transaction():
             cur = await conn.execute(_HEAD_SQL)
             head = await cur.fetchone()
@@ -362,8 +365,10 @@ class VwapStore:
                 _RECENT_SQL, {"symbol": symbol, "span": timedelta(milliseconds=span_ms)}
             )
             rows = await cur.fetchall()
+            cur = await conn.execute(_VERIFIED_UNTIL_SQL, {"symbol": symbol})
+            verified = await cur.fetchone()
         trades = [
             Trade(symbol, int(tid), ms_from_dt(ts), Decimal(p), Decimal(q))
             for tid, ts, p, q in rows
         ]
-        return int(head[0]), trades
+        return int(head[0]), trades, None if verified is None else ms_from_dt(verified[0])

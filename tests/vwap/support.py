@@ -18,7 +18,15 @@ from trading.v1 import events_pb2, processor_pb2, processor_pb2_grpc
 
 from devstack.ports import free_port
 from processor.event_log import NewEvent, append_events
-from processor.events import Correction, CorrectionKind, correction_event, trade_event, wrap_event
+from processor.events import (
+    Correction,
+    CorrectionKind,
+    WindowOutcome,
+    correction_event,
+    trade_event,
+    window_event,
+    wrap_event,
+)
 from tradekit.domain import TimeWindow, Trade
 from vwap.app import RunningVwap
 from vwap.storage import dt_from_ms
@@ -105,6 +113,22 @@ class FakeProcessor:
         event = await self.commit(change, trade_event(trade, 0))
         if release:
             await self.release([event])
+        return event
+
+    async def verify(self, symbol: str, start_ms: int, end_ms: int) -> events_pb2.Event:
+        """Mark ``[start_ms, end_ms)`` verified (watermark to ``end_ms``) and publish it."""
+
+        async def change(conn: psycopg.AsyncConnection[Any]) -> None:
+            until = dt_from_ms(end_ms)
+            await conn.execute(
+                "INSERT INTO symbols (symbol, verified_until) VALUES (%s, %s)"
+                " ON CONFLICT (symbol) DO UPDATE SET verified_until = excluded.verified_until",
+                (symbol, until),
+            )
+
+        outcome = WindowOutcome(symbol, TimeWindow(start_ms, end_ms), 0, 0, 0, 0)
+        event = await self.commit(change, window_event(outcome))
+        await self.release([event])
         return event
 
     async def correct(

@@ -137,3 +137,32 @@ def test_correction_revises_each_affected_closed_point_once() -> None:
         (20, Decimal("10"), Decimal("12")),
     ]
     assert revisions[0].reason == "correction 17: updated BTC trade 1"
+
+
+def test_points_are_verified_only_up_to_the_watermark() -> None:
+    """Points ending at or before verified_until say verified; later ones do not."""
+    rolling = RollingWindow("BTC", window_ms=10, step_ms=5, retention_ms=1000, verified_until_ms=20)
+    out = rolling.on_trade(Trade("BTC", 1, 12, Decimal("10"), Decimal("1")), 1)
+    out += rolling.on_trade(Trade("BTC", 2, 27, Decimal("11"), Decimal("1")), 2)
+    flags = {m.point.end_ms: m.point.verified for m in out if isinstance(m, Update)}
+    assert flags == {13: True, 15: True, 20: True, 25: False, 28: False}
+
+
+def test_a_verified_window_at_the_watermark_moves_it() -> None:
+    """A verified window starting at or before the watermark extends it; a later one does not."""
+    rolling = RollingWindow("BTC", window_ms=10, step_ms=5, retention_ms=1000, verified_until_ms=20)
+    rolling.on_window_verified(40, 50)
+    assert rolling.verified_until_ms == 20
+    rolling.on_window_verified(20, 30)
+    assert rolling.verified_until_ms == 30
+    out = rolling.on_trade(Trade("BTC", 1, 28, Decimal("10"), Decimal("1")), 1)
+    live = [m.point for m in out if isinstance(m, Update) and not m.closed]
+    assert [p.verified for p in live] == [True]
+
+
+def test_without_a_watermark_nothing_is_verified() -> None:
+    """A symbol with no reconciliation position never reports verified points."""
+    rolling = RollingWindow("BTC", window_ms=10, step_ms=5, retention_ms=1000)
+    rolling.on_window_verified(0, 100)
+    out = rolling.on_trade(Trade("BTC", 1, 12, Decimal("10"), Decimal("1")), 1)
+    assert not any(m.point.verified for m in out if isinstance(m, Update))

@@ -177,3 +177,37 @@ async def test_all_symbols_stream_picks_up_a_new_symbol(
     updates = {(m.update.point.symbol, m.update.sequence): m.update.point for m in messages}
     assert _sums(updates["ETH", eth.sequence]) == (Decimal(30), Decimal(2), 2)
     assert _sums(updates["BTC", btc.sequence]) == (Decimal(400), Decimal(2), 2)
+
+
+async def test_live_and_closed_points_say_whether_they_are_verified(
+    start_vwap: VwapStarter, processor: FakeProcessor
+) -> None:
+    """Points ending at or before the verified watermark are verified; a verified window
+    event moves the watermark for the points that follow."""
+    await processor.verify("BTC", BASE, BASE + 10_000)
+    request = vwap_pb2.StreamVwapRequest(
+        symbols=["BTC"], window=duration_from_ms(WINDOW), step=duration_from_ms(STEP)
+    )
+    async with start_vwap() as (running, stub):
+        call = stub.StreamVwap(request)
+        await _until_loaded(running)
+        first = await processor.trade(_t(1, 1_000, "100"))
+        messages = await _read_until(call, first.sequence)
+        later = await processor.trade(_t(2, 25_000, "110"))
+        messages += await _read_until(call, later.sequence)
+        await processor.verify("BTC", BASE + 10_000, BASE + 30_000)
+        last = await processor.trade(_t(3, 26_000, "120"))
+        messages += await _read_until(call, last.sequence)
+        call.cancel()
+    flags = [
+        (ms_from_timestamp(m.update.point.end_time, field="end") - BASE, m.update.point.verified)
+        for m in messages
+        if m.HasField("update")
+    ]
+    assert flags == [
+        (1_001, True),
+        (10_000, True),
+        (20_000, False),
+        (25_001, False),
+        (26_001, True),
+    ]
