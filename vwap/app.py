@@ -13,7 +13,7 @@ from vwap.cache import VwapCache
 from vwap.config import VwapConfig
 from vwap.follower import EventFollower
 from vwap.live import LiveHub
-from vwap.service import Limits, VwapService
+from vwap.service import Limits, VwapService, wall_clock_ms
 from vwap.servicer import VwapServicer, registration
 from vwap.storage import VwapStore, open_pool
 
@@ -51,6 +51,16 @@ async def run_vwap(config: VwapConfig) -> AsyncIterator[RunningVwap]:
         async with asyncio.TaskGroup() as tasks:
             follow_task = tasks.create_task(follower.run(), name="vwap-follower")
             discover_task = tasks.create_task(hub.follow_new_symbols(), name="vwap-discovery")
+            close_task = (
+                tasks.create_task(
+                    hub.close_boundaries_on_time(
+                        grace_ms=config.close_grace_ms, period_s=0.5, clock_ms=wall_clock_ms
+                    ),
+                    name="vwap-boundaries",
+                )
+                if config.close_on_clock
+                else None
+            )
             try:
                 async with GrpcServer(
                     name="vwap",
@@ -66,3 +76,5 @@ async def run_vwap(config: VwapConfig) -> AsyncIterator[RunningVwap]:
             finally:
                 follow_task.cancel()
                 discover_task.cancel()
+                if close_task is not None:
+                    close_task.cancel()

@@ -29,6 +29,16 @@ SETTINGS = (
         "1h",
         "How long emitted closed StreamVwap points stay open to revisions",
     ),
+    Setting(
+        "VWAP_CLOSE_ON_CLOCK",
+        "true",
+        "Close StreamVwap step boundaries on the wall clock, not only when a later trade arrives",
+    ),
+    Setting(
+        "VWAP_CLOSE_GRACE",
+        "2s",
+        "How long after a step boundary passes it is closed on the clock (late trades revise it)",
+    ),
     Setting("VWAP_GRACE", "5s", "Grace period for in-flight RPCs at shutdown"),
     Setting("LOG_LEVEL", "info", "Log level: debug, info, warning or error"),
 )
@@ -56,6 +66,10 @@ class VwapConfig:
     cache_min_age_ms: int = 10_000
     #: How long emitted closed points accept revisions.
     revision_horizon_ms: int = 3_600_000
+    #: Close step boundaries on the wall clock (idle symbols still get closed points).
+    close_on_clock: bool = True
+    #: Milliseconds after a boundary passes before the clock closes it.
+    close_grace_ms: int = 2_000
     #: Shutdown grace period in seconds.
     grace_s: float = 5.0
     #: Log level.
@@ -78,6 +92,8 @@ class VwapConfig:
             cache_size=env.integer("VWAP_CACHE_SIZE", minimum=0),
             cache_min_age_ms=env.duration_ms("VWAP_CACHE_MIN_AGE"),
             revision_horizon_ms=env.duration_ms("VWAP_REVISION_HORIZON"),
+            close_on_clock=env.boolean("VWAP_CLOSE_ON_CLOCK"),
+            close_grace_ms=env.duration_ms("VWAP_CLOSE_GRACE"),
             grace_s=env.duration_ms("VWAP_GRACE") / 1000,
             log_level=level,
         )

@@ -12,7 +12,7 @@ to every subscriber; a subscriber that cannot keep up is cut off rather than slo
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
@@ -131,6 +131,21 @@ class LiveHub:
                             log.error("symbol_attach_failed", symbol=symbol, error=str(exc))
             finally:
                 self._discovering.discard(symbol)
+
+    def close_boundaries(self, now_ms: int) -> None:
+        """Close every loaded tracker's step boundaries up to ``now_ms``."""
+        for tracker in tuple(self._trackers.values()):
+            if tracker.rolling is not None:
+                self._deliver(tracker, tracker.rolling.close_through(now_ms, self.sequence))
+
+    async def close_boundaries_on_time(
+        self, *, grace_ms: int, period_s: float, clock_ms: Callable[[], int]
+    ) -> None:
+        """Close boundaries ``grace_ms`` after they pass on the clock (late trades get that long
+        to arrive); run until cancelled (owned by the app's TaskGroup)."""
+        while True:
+            await asyncio.sleep(period_s)
+            self.close_boundaries(clock_ms() - grace_ms)
 
     def _deliver(self, tracker: Tracker, messages: Sequence[Message]) -> None:
         for message in messages:

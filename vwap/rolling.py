@@ -175,6 +175,22 @@ class RollingWindow:
         self.end_ms = new_end
         return out
 
+    def close_through(self, now_ms: int, sequence: int) -> list[Message]:
+        """Close the step boundaries up to ``now_ms`` when no trade arrived to close them (an
+        idle symbol still gets its closed points); the live end does not move."""
+        if self._last_boundary is None:
+            return []
+        latest = now_ms - now_ms % self.step_ms
+        first = max(self._last_boundary + self.step_ms, latest - self.retention_ms)
+        out: list[Message] = []
+        for boundary in range(first, latest + 1, self.step_ms):
+            sums = self._range_sums(boundary - self.window_ms, boundary)
+            self.closed[boundary] = sums
+            out.append(Update(self._point(boundary, sums), True, sequence))
+        self._last_boundary = max(self._last_boundary, latest)
+        self._prune()
+        return out
+
     def _revise(
         self, old: Trade | None, new: Trade | None, reason: str, sequence: int
     ) -> list[Message]:

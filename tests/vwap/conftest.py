@@ -47,6 +47,8 @@ def start_vwap(store_url: str, processor: FakeProcessor) -> VwapStarter:
                 database_url=store_url,
                 processor_address=processor.address,
                 grace_s=0.2,
+                # The scenarios use fixed past times; boundaries close as later trades arrive.
+                close_on_clock=False,
             ),
             **overrides,
         )

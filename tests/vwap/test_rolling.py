@@ -166,3 +166,23 @@ def test_without_a_watermark_nothing_is_verified() -> None:
     rolling.on_window_verified(0, 100)
     out = rolling.on_trade(Trade("BTC", 1, 12, Decimal("10"), Decimal("1")), 1)
     assert not any(m.point.verified for m in out if isinstance(m, Update))
+
+
+def test_boundaries_close_on_the_clock_without_a_new_trade() -> None:
+    """An idle symbol's step boundaries close when the clock passes them, once each."""
+    rolling = RollingWindow("BTC", window_ms=10, step_ms=5, retention_ms=1000)
+    rolling.on_trade(Trade("BTC", 1, 12, Decimal("10"), Decimal("2")), 1)
+    out = rolling.close_through(23, 1)
+    assert [(m.point.end_ms, m.point.sums.volume, m.closed) for m in out] == [
+        (15, Decimal(2), True),
+        (20, Decimal(2), True),
+    ]
+    assert rolling.close_through(24, 1) == []
+    later = rolling.on_trade(Trade("BTC", 2, 26, Decimal("11"), Decimal("1")), 2)
+    assert [m.point.end_ms for m in later if isinstance(m, Update) and m.closed] == [25]
+
+
+def test_nothing_closes_before_the_first_trade() -> None:
+    """Without any trade there is no point to close."""
+    rolling = RollingWindow("BTC", window_ms=10, step_ms=5, retention_ms=1000)
+    assert rolling.close_through(1_000, 0) == []

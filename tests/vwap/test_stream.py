@@ -13,6 +13,7 @@ from tests.vwap.support import FakeProcessor, VwapStarter
 from tradekit.domain import Trade
 from tradekit.wire import duration_from_ms, ms_from_timestamp
 from vwap.ranges import DAY_MS
+from vwap.service import wall_clock_ms
 
 BASE = 1_700_006_400_000 - 1_700_006_400_000 % DAY_MS
 WINDOW = 60_000
@@ -211,3 +212,31 @@ async def test_live_and_closed_points_say_whether_they_are_verified(
         (25_001, False),
         (26_001, True),
     ]
+
+
+async def test_an_idle_symbol_gets_its_closed_point_on_the_clock(
+    start_vwap: VwapStarter, processor: FakeProcessor
+) -> None:
+    """With no later trade, a step boundary still closes shortly after it passes."""
+    step = 1_000
+    now = wall_clock_ms()
+    request = vwap_pb2.StreamVwapRequest(
+        symbols=["BTC"], window=duration_from_ms(WINDOW), step=duration_from_ms(step)
+    )
+    async with start_vwap(close_on_clock=True, close_grace_ms=100) as (running, stub):
+        call = stub.StreamVwap(request)
+        for _ in range(500):
+            if running.hub.is_loaded("BTC", window_ms=WINDOW, step_ms=step):
+                break
+            await asyncio.sleep(0.01)
+        trade = Trade("BTC", 1, now, Decimal("100"), Decimal("2"))
+        await processor.trade(trade)
+        boundary = now - now % step + step
+        closed = None
+        while closed is None:
+            msg = await asyncio.wait_for(call.read(), timeout=10)
+            if msg.HasField("update") and msg.update.closed:
+                closed = msg.update.point
+        call.cancel()
+    assert ms_from_timestamp(closed.end_time, field="end") == boundary
+    assert _sums(closed) == (Decimal(200), Decimal(2), 1)
