@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from proxy.app import run_proxy
 from proxy.config import load_config
 from simulator.app import RunningSimulator, run_simulator
-from simulator.clock import wall_clock_ms
 from simulator.config import SimConfig
 from simulator.profiles import get_profile
 from simulator.tape import TapeParams
+from tests.provider_support import FAST_PROXY_ENV, SkipClock
 from tradekit.domain import Trade
 
 #: Hostile REST faults, with latencies in milliseconds instead of seconds.
@@ -29,28 +29,6 @@ FAST_HOSTILE_REST = dataclasses.replace(
     hang_ms=3000.0,
     retry_after_s=0,
 )
-
-_PROXY_ENV = {
-    "PROXY_PORT": "0",
-    "PROXY_ATTEMPT_TIMEOUT_FLOOR": "150ms",
-    "PROXY_ATTEMPT_TIMEOUT_CEILING": "400ms",
-    "PROXY_LATENCY_MIN_SAMPLES": "5",
-    "PROXY_HEDGE_FLOOR": "10ms",
-    "PROXY_BACKOFF_INITIAL": "1ms",
-    "PROXY_BACKOFF_MAX": "20ms",
-    "PROXY_RATE_LIMIT": "0",
-    "PROXY_GRACE": "0s",
-}
-
-
-class SkipClock:
-    """The wall clock plus however far the test has skipped ahead."""
-
-    def __init__(self) -> None:
-        self.ahead_ms = 0
-
-    def __call__(self) -> int:
-        return wall_clock_ms() + self.ahead_ms
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +64,12 @@ async def hostile_provider(*, history_ms: int = 20_000, seed: int = 7) -> AsyncI
     async with run_simulator(config, clock=clock) as sim:
         clock.ahead_ms = history_ms
         sim.hub.release()
-        proxy_config = load_config({**_PROXY_ENV, "PROVIDER_REST_URL": sim.base_url})
+        proxy_config = load_config(
+            {
+                **FAST_PROXY_ENV,
+                "PROXY_ATTEMPT_TIMEOUT_CEILING": "400ms",
+                "PROVIDER_REST_URL": sim.base_url,
+            }
+        )
         async with run_proxy(proxy_config) as address:
             yield Provider(sim, address, clock)

@@ -22,39 +22,16 @@ from trading.v1 import proxy_pb2, proxy_pb2_grpc
 from proxy.app import run_proxy
 from proxy.config import ProxyConfig, load_config
 from simulator.app import RunningSimulator, run_simulator
-from simulator.clock import wall_clock_ms
 from simulator.config import SimConfig
 from simulator.profiles import get_profile
 from simulator.tape import TapeParams
+from tests.provider_support import FAST_PROXY_ENV, SkipClock
 from tradekit.domain import Trade
 from tradekit.money import parse_positive
 from tradekit.wire import timestamp_from_ms
 
 #: A dense tape: ~60 trades/s with many same-millisecond clusters.
 DENSE_TAPE = TapeParams(rate=60.0, cluster_rate=0.3, cluster_max=8, string_number_rate=0.2)
-
-#: Proxy settings for tests: short timeouts and backoffs so faults cost milliseconds.
-FAST_PROXY_ENV = {
-    "PROXY_PORT": "0",
-    "PROXY_ATTEMPT_TIMEOUT_FLOOR": "150ms",
-    "PROXY_ATTEMPT_TIMEOUT_CEILING": "600ms",
-    "PROXY_LATENCY_MIN_SAMPLES": "5",
-    "PROXY_HEDGE_FLOOR": "10ms",
-    "PROXY_BACKOFF_INITIAL": "1ms",
-    "PROXY_BACKOFF_MAX": "20ms",
-    "PROXY_RATE_LIMIT": "0",
-    "PROXY_GRACE": "0s",
-}
-
-
-class SkipClock:
-    """The wall clock, plus however far a test has skipped ahead."""
-
-    def __init__(self) -> None:
-        self.ahead_ms = 0
-
-    def __call__(self) -> int:
-        return wall_clock_ms() + self.ahead_ms
 
 
 @dataclass(frozen=True, slots=True)
