@@ -9,7 +9,6 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from google.protobuf.timestamp_pb2 import Timestamp
 from trading.v1 import events_pb2
 
 from processor.event_log import NewEvent
@@ -194,7 +193,9 @@ def wrap_event(
     seq: int, symbol: str, type_name: str, payload: bytes, created_ms: int
 ) -> events_pb2.Event:
     """The gRPC ``Event`` envelope for a stored payload."""
-    event = events_pb2.Event(sequence=seq, symbol=symbol, publish_time=_ts(created_ms))
+    event = events_pb2.Event(
+        sequence=seq, symbol=symbol, publish_time=timestamp_from_ms(created_ms)
+    )
     if type_name == events_pb2.TradeEvent.DESCRIPTOR.full_name:
         event.trade.ParseFromString(payload)
     elif type_name == events_pb2.CorrectionEvent.DESCRIPTOR.full_name:
@@ -204,7 +205,3 @@ def wrap_event(
     else:
         raise ValueError(f"unknown event type {type_name!r} at sequence {seq}")
     return event
-
-
-def _ts(ms: int) -> Timestamp:
-    return timestamp_from_ms(ms)

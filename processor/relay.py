@@ -187,7 +187,11 @@ class NatsRelay:
         present: set[int] = set()
         stream_seq = info.state.last_seq
         while stream_seq >= info.state.first_seq:
-            msg = await js.get_msg(self._stream, stream_seq)
+            try:
+                msg = await js.get_msg(self._stream, stream_seq)
+            except NotFoundError:  # a message deleted from the stream: a hole, not the end
+                stream_seq -= 1
+                continue
             seq = int((msg.headers or {}).get(SEQUENCE_HEADER, "0"))
             if seq <= published:
                 break
@@ -203,8 +207,14 @@ class NatsRelay:
                 f" event log ends at {head}; use a new NATS_STREAM or purge the stream"
             )
         async with self._pool.connection() as conn:
-            unrecorded = await read_events(conn, from_seq=published + 1, symbols=(), limit=last)
-        missing = [e for e in unrecorded if e.seq <= last and e.seq not in present]
+            unrecorded = await read_events(
+                conn,
+                from_seq=published + 1,
+                symbols=(),
+                limit=last - published,
+                through_seq=last,
+            )
+        missing = [e for e in unrecorded if e.seq not in present]
         await self._publish(js, missing)
         await self._record(last)
         log.info(
