@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from processor.db import Connection
 
@@ -17,9 +18,10 @@ from processor.db import Connection
 NOTIFY_CHANNEL = "trading_events"
 
 
-@dataclass(frozen=True, slots=True)
-class NewEvent:
-    """An event to append: its subject, protobuf type name and serialized payload."""
+class NewEvent(NamedTuple):
+    """An event to append: its subject, protobuf type name and serialized payload (a named
+    tuple: the feed builds one per trade, and a tuple is built several times faster than a
+    frozen dataclass)."""
 
     symbol: str
     subject: str

@@ -141,14 +141,16 @@ def trade_event_payload(trade: Trade, received_ms: int) -> bytes:
     return b"\x0a" + _varint(len(body)) + body + _timestamp_field(b"\x12", received_ms)
 
 
+_TRADE_SUBJECTS: dict[str, str] = {}
+
+
 def trade_event(trade: Trade, received_ms: int) -> NewEvent:
     """A provisional trade received on the feed."""
-    return NewEvent(
-        trade.symbol,
-        f"trading.trade.{trade.symbol}",
-        TRADE_EVENT_TYPE,
-        trade_event_payload(trade, received_ms),
-    )
+    symbol = trade.symbol
+    subject = _TRADE_SUBJECTS.get(symbol)
+    if subject is None:
+        subject = _TRADE_SUBJECTS[symbol] = f"trading.trade.{symbol}"
+    return NewEvent(symbol, subject, TRADE_EVENT_TYPE, trade_event_payload(trade, received_ms))
 
 
 def correction_event(correction: Correction, window: TimeWindow, correction_id: int) -> NewEvent:

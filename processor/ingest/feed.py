@@ -27,6 +27,7 @@ from processor.ingest.records import Quarantined, Received, Record
 from processor.ingest.validation import Rejection, parse_frame, quarantine_text
 from processor.stats import ProcessorCounters
 from tradekit.logs import event_logger
+from tradekit.tasks import cancel_and_wait
 
 log = event_logger("processor.ingest.feed")
 
@@ -120,19 +121,42 @@ class Feed:
 
     async def _read(self, ws: ClientConnection) -> str:
         """Read frames until the connection ends or goes stale; return why it ended."""
+        activity = _Activity(asyncio.get_running_loop().time())
+        watchdog = asyncio.create_task(self._watch(ws, activity), name="feed-stale-watchdog")
+        try:
+            return await self._read_frames(ws, activity)
+        finally:
+            await cancel_and_wait(watchdog)
+
+    async def _watch(self, ws: ClientConnection, activity: _Activity) -> None:
+        """Abort the connection once no valid frame arrived for ``stale_timeout_ms`` (time spent
+        waiting on the sink does not count). One timer for the connection, not one per frame."""
         loop = asyncio.get_running_loop()
         stale_s = self._config.stale_timeout_ms / 1000
-        quiet_since = loop.time()
+        while True:
+            if activity.waiting_since is not None:
+                await asyncio.sleep(stale_s)
+                continue
+            left = activity.quiet_since + stale_s - loop.time()
+            if left > 0:
+                await asyncio.sleep(left)
+                continue
+            activity.stale = True
+            self.stale_reconnects += 1
+            ws.transport.abort()
+            return
+
+    async def _read_frames(self, ws: ClientConnection, activity: _Activity) -> str:
+        loop = asyncio.get_running_loop()
         config = self._config
         counters = self._counters
+        sink = self._sink
         while True:
             try:
-                async with asyncio.timeout_at(quiet_since + stale_s):
-                    raw = await ws.recv()
-            except TimeoutError:
-                self.stale_reconnects += 1
-                return f"stale: no valid frame for {config.stale_timeout_ms} ms"
+                raw = await ws.recv()
             except ConnectionClosed as exc:
+                if activity.stale:
+                    return f"stale: no valid frame for {config.stale_timeout_ms} ms"
                 return _closed_reason(exc)
             now = self._clock()
             counters.frames_received += 1
@@ -144,17 +168,34 @@ class Feed:
                 max_skew_ms=config.max_clock_skew_ms,
             )
             if isinstance(result, Rejection):
-                waited = loop.time()
-                await self._sink(Quarantined(quarantine_text(raw), result.reason, now))
-                quiet_since += loop.time() - waited
+                activity.waiting_since = loop.time()
+                await sink(Quarantined(quarantine_text(raw), result.reason, now))
+                activity.quiet_since += loop.time() - activity.waiting_since
+                activity.waiting_since = None
                 continue
             self._backoff.reset()
+            activity.waiting_since = loop.time()
             gap = self._gaps.valid_frame(now)
             if gap is not None:
                 log.info("feed_gap_closed", start_ms=gap.start_ms, end_ms=gap.end_ms)
-                await self._sink(gap)
+                await sink(gap)
             if self._dedup.add(result.symbol, result.trade_id):
-                await self._sink(Received(result, now))
+                await sink(Received(result, now))
             else:
                 counters.duplicates_dropped += 1
-            quiet_since = loop.time()
+            activity.waiting_since = None
+            activity.quiet_since = loop.time()
+
+
+class _Activity:
+    """What the staleness watchdog of one connection reads (loop-clock seconds)."""
+
+    __slots__ = ("quiet_since", "stale", "waiting_since")
+
+    def __init__(self, now: float) -> None:
+        #: When the last valid frame was handed over (or the connection opened).
+        self.quiet_since = now
+        #: Set while the reader waits on the sink (a full queue is not the feed going quiet).
+        self.waiting_since: float | None = None
+        #: Set by the watchdog when it aborts the connection.
+        self.stale = False

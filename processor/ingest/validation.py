@@ -125,6 +125,46 @@ def _timestamp(value: object, now_ms: int, max_age_ms: int, max_skew_ms: int) ->
     return Rejection(f"ts {value} is outside the accepted range [{low}, {high}] (epoch ms)")
 
 
+# The fast path: a frame that is one flat JSON object of exactly the five fields, each value a
+# plain string (no escapes) or a JSON number. JSON whitespace only; no duplicate keys.
+_WS = r"[ \t\n\r]*"
+_PAIR = (
+    _WS
+    + r'"(ticker|ts|tradeId|price|quantity)"'
+    + _WS
+    + ":"
+    + _WS
+    + r'(?:"([^"\\\x00-\x1f]*)"|('
+    + _JSON_NUMBER.pattern
+    + "))"
+    + _WS
+)
+_FLAT_OBJECT = re.compile(r"\{" + ",".join([_PAIR] * len(FIELDS)) + r"\}")
+
+
+def flat_object(raw: str) -> dict[str, Any] | None:
+    """What ``json.loads(raw, parse_float=Decimal)`` gives for the common shape of a frame
+    (see ``_FLAT_OBJECT``), read by one regular expression; None for anything else (duplicate
+    keys included), which the JSON parser then reads."""
+    match = _FLAT_OBJECT.fullmatch(raw)
+    if match is None:
+        return None
+    groups = match.groups()
+    obj: dict[str, Any] = {}
+    for i in range(0, 3 * len(FIELDS), 3):
+        key, text, number = groups[i], groups[i + 1], groups[i + 2]
+        if text is not None:
+            obj[key] = text
+        elif "." in number or "e" in number or "E" in number:
+            try:
+                obj[key] = Decimal(number)
+            except InvalidOperation:  # an exponent beyond Decimal's range: the parser says so
+                return None
+        else:
+            obj[key] = int(number)
+    return obj if len(obj) == len(FIELDS) else None
+
+
 def parse_frame(
     raw: str | bytes,
     *,
@@ -141,19 +181,21 @@ def parse_frame(
             return Rejection(f"frame is not valid UTF-8 (byte {exc.start})")
     if len(raw) > MAX_FRAME_CHARS:
         return Rejection(f"frame is longer than {MAX_FRAME_CHARS} characters")
-    try:
-        obj = json.loads(
-            raw,
-            parse_float=Decimal,
-            parse_constant=_constant,
-            object_pairs_hook=_unique_keys,
-        )
-    except _BadJson as exc:
-        return Rejection(f"frame is not strict JSON: {exc}")
-    except InvalidOperation:
-        return Rejection("frame has a number out of range")
-    except (ValueError, RecursionError) as exc:
-        return Rejection(f"frame is not JSON: {str(exc)[:120]}")
+    obj = flat_object(raw)
+    if obj is None:
+        try:
+            obj = json.loads(
+                raw,
+                parse_float=Decimal,
+                parse_constant=_constant,
+                object_pairs_hook=_unique_keys,
+            )
+        except _BadJson as exc:
+            return Rejection(f"frame is not strict JSON: {exc}")
+        except InvalidOperation:
+            return Rejection("frame has a number out of range")
+        except (ValueError, RecursionError) as exc:
+            return Rejection(f"frame is not JSON: {str(exc)[:120]}")
     if not isinstance(obj, dict):
         return Rejection(f"frame must be a JSON object, got {_kind(obj)}")
     if obj.keys() != FIELDS:

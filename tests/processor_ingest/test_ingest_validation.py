@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 from decimal import Decimal
+from unittest import mock
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from processor.ingest.validation import Rejection, parse_frame, quarantine_text
+from processor.ingest import validation
+from processor.ingest.validation import Rejection, flat_object, parse_frame, quarantine_text
+from simulator.trade import encode_frame
 from tradekit.domain import Trade
 
 NOW = 1_700_000_000_000
@@ -219,3 +222,94 @@ def test_valid_frames_round_trip_exactly(
     result = parse(raw)
     assert isinstance(result, Trade), (raw, result)
     assert result.same_values(Trade(symbol, trade_id, ts, price, quantity))
+
+
+_KEYS = ("ticker", "ts", "tradeId", "price", "quantity", "extra", "Ticker")
+_VALUE_TEXTS = st.one_of(
+    st.sampled_from(
+        [
+            '"BTC"',
+            '"ETH"',
+            '"B\\"TC"',
+            '"\\u0042TC"',
+            '"27123.45"',
+            '"1e3"',
+            '"-1"',
+            '""',
+            "0",
+            "-0",
+            "1",
+            "-5",
+            "0.0",
+            "1.5e3",
+            "1E-2",
+            "2e999999999999",
+            "01",
+            "1.",
+            ".5",
+            "true",
+            "null",
+            "NaN",
+            "[1]",
+            '{"a": 1}',
+        ]
+    ),
+    st.integers(min_value=-(2**70), max_value=2**70).map(str),
+    st.decimals(allow_nan=False, allow_infinity=False).map(lambda d: format(d, "f")),
+    st.decimals(allow_nan=False, allow_infinity=False).map(str),
+    st.text(max_size=8).map(json.dumps),
+    st.text(max_size=8).map(lambda t: '"' + t + '"'),
+)
+_SPACE = st.sampled_from(["", " ", "  ", "\t", "\n", "\r\n", "\u00a0", "\x0b"])
+
+
+_FIELD_KEYS = ("ticker", "ts", "tradeId", "price", "quantity")
+_KEY_LISTS = st.one_of(
+    st.permutations(_FIELD_KEYS),
+    st.lists(st.sampled_from(_KEYS), min_size=4, max_size=6),
+)
+_PLAIN_VALUE = st.one_of(
+    st.sampled_from(['"BTC"', '"0.125"', "1700000000000", "27123.45", "0.125", "7"]),
+    st.integers(min_value=0, max_value=2**64).map(str),
+    st.decimals(min_value=0, allow_nan=False, allow_infinity=False, places=8).map(str),
+)
+_JSON_SPACE = st.sampled_from(["", " ", "  ", "\t", "\n", "\r\n"])
+
+
+@settings(max_examples=1000)
+@given(
+    keys=_KEY_LISTS,
+    values=st.lists(st.one_of(_PLAIN_VALUE, _PLAIN_VALUE, _VALUE_TEXTS), min_size=6, max_size=6),
+    spaces=st.lists(st.one_of(*[_JSON_SPACE] * 9, _SPACE), min_size=30, max_size=30),
+)
+def test_fast_path_reads_exactly_what_the_json_parser_reads(
+    keys: list[str], values: list[str], spaces: list[str]
+) -> None:
+    """Whatever frame the regular-expression fast path accepts, it reads exactly as the strict
+    JSON parser does (same keys, same values, same types), and parse_frame agrees with the
+    JSON-only path on every frame."""
+    pairs = list(zip(keys, values, strict=False))
+    ws = iter(spaces)
+    raw = (
+        "{" + ",".join(f'{next(ws)}"{k}"{next(ws)}:{next(ws)}{v}{next(ws)}' for k, v in pairs) + "}"
+    )
+    fast = flat_object(raw)
+    if fast is not None:
+        strict = json.loads(raw, parse_float=Decimal)
+        assert {k: (type(v), v) for k, v in fast.items()} == {
+            k: (type(v), v) for k, v in strict.items()
+        }
+        assert [str(v) for v in fast.values()] == [str(strict[k]) for k in fast]
+    with mock.patch.object(validation, "flat_object", return_value=None):
+        slow_result = parse(raw)
+    assert parse(raw) == slow_result
+
+
+def test_simulator_frames_take_the_fast_path() -> None:
+    """The simulator's frame layout (numbers or numeric strings, any field order) is read by
+    the fast path, so the benchmark measures it."""
+    sim = encode_frame("BTC", NOW - 5, 42, "27123.45", "0.125")
+    as_strings = encode_frame("BTC", NOW - 5, 42, "27123.45", "0.125", price_as_string=True)
+    for raw in (sim.decode(), as_strings.decode(), frame()):
+        assert flat_object(raw) is not None, raw
+    assert parse(sim) == Trade("BTC", 42, NOW - 5, Decimal("27123.45"), Decimal("0.125"))
