@@ -1,5 +1,5 @@
-"""Wiring of the processor: storage, event log watcher, NATS relay, ingest, reconciliation
-and the gRPC server, each an async context manager closed in reverse order."""
+"""Wiring of the processor: storage, event log watcher, NATS relay (in its own process), ingest,
+reconciliation and the gRPC server, each an async context manager closed in reverse order."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from processor.ingest.config import IngestConfig
 from processor.ingest.service import IngestService
 from processor.reconcile.config import ReconcileConfig
 from processor.reconcile.scheduler import Reconciler
-from processor.relay import NatsRelay
+from processor.relay_process import RelayProcess
 from processor.schema import StorageMode, migrate
 from processor.servicer import ProcessorServicer
 from processor.stats import ProcessorCounters
@@ -70,16 +70,7 @@ async def run_processor(config: ProcessorConfig) -> AsyncIterator[RunningProcess
     async with contextlib.AsyncExitStack() as stack:
         pool = await stack.enter_async_context(open_pool(config.database_url, max_size=12))
         watcher = await stack.enter_async_context(HeadWatcher(config.database_url))
-        await stack.enter_async_context(
-            NatsRelay(
-                pool=pool,
-                nats_url=config.nats_url,
-                stream=config.nats_stream,
-                watcher=watcher,
-                counters=counters,
-                max_age_s=config.nats_max_age_ms / 1000,
-            )
-        )
+        await stack.enter_async_context(RelayProcess(config=config, counters=counters))
         reconciler = await stack.enter_async_context(
             Reconciler(
                 pool=pool,

@@ -77,12 +77,15 @@ class HeadWatcher:
                 self._condition.notify_all()
 
     async def wait_beyond(self, seq: int, patience_s: float) -> bool:
-        """Wait until the head passes ``seq`` or ``patience_s`` seconds pass; True if it passed."""
+        """Wait until the head passes ``seq`` or ``patience_s`` seconds pass; True if it passed.
+
+        A cancellation always propagates, even one arriving as the head passes: with
+        ``asyncio.wait_for`` (Python 3.11) that case returned True instead, and an owner
+        stopping the waiting task waited forever."""
         async with self._condition:
             try:
-                await asyncio.wait_for(
-                    self._condition.wait_for(lambda: self.head > seq), timeout=patience_s
-                )
+                async with asyncio.timeout(patience_s):
+                    await self._condition.wait_for(lambda: self.head > seq)
             except TimeoutError:
                 return False
             return True

@@ -1,16 +1,23 @@
 """Publishes the event log to NATS JetStream in sequence order, each event exactly once.
 
 Every message carries ``Nats-Msg-Id: evt-<seq>`` (JetStream drops a re-publish within its
-duplicate window), ``Trading-Event-Type`` and ``Trading-Sequence``. The relay records its
-position in ``event_relay`` after each acknowledged batch. After a crash between publishing and
-recording, it looks at the stream's tail, learns which of the unrecorded sequences JetStream
-already holds and publishes only the others, so NATS never holds a duplicate and misses nothing,
-however long the process was down.
+duplicate window), ``Trading-Event-Type`` and ``Trading-Sequence``. A batch is published
+pipelined on one connection with a reply subject on its last message only: JetStream stores a
+connection's messages in order, so when that one acknowledgement's stream sequence is exactly
+the batch size past the stream's previous last sequence, every message of the batch is stored.
+Anything else (a message refused or dropped, a duplicate, another publisher on the stream) makes
+the relay publish the batch again with an acknowledgement per message, which ``Nats-Msg-Id``
+turns into a no-op for what is already stored. The relay records its position in
+``event_relay`` after each acknowledged batch. After a crash between publishing and recording,
+it looks at the stream's tail, learns which of the unrecorded sequences JetStream already holds
+and publishes only the others, so NATS never holds a duplicate and misses nothing, however long
+the process was down.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Iterable, Sequence
 from types import TracebackType
 
@@ -44,11 +51,12 @@ class PublishRefused(RelayError):
 class _BatchAcks:
     """The acknowledgements awaited for one pipelined batch, by event sequence."""
 
-    __slots__ = ("done", "error", "pending", "stored")
+    __slots__ = ("done", "error", "last_stream_seq", "pending", "stored")
 
     def __init__(self, seqs: Iterable[int]) -> None:
         self.pending = set(seqs)
         self.stored = 0
+        self.last_stream_seq = 0
         self.error: str | None = None
         self.done = asyncio.Event()
 
@@ -65,8 +73,19 @@ class _BatchAcks:
         self.pending.discard(seq)
         if b'"duplicate":true' not in data:
             self.stored += 1
+        self.last_stream_seq = max(self.last_stream_seq, _ack_stream_seq(data))
         if not self.pending:
             self.done.set()
+
+
+def _ack_stream_seq(data: bytes) -> int:
+    """The stream sequence a JetStream publish acknowledgement names (0 when it has none)."""
+    try:
+        ack = json.loads(data)
+    except ValueError:
+        return 0
+    seq = ack.get("seq") if isinstance(ack, dict) else None
+    return seq if isinstance(seq, int) else 0
 
 
 class NatsRelay:
@@ -82,7 +101,7 @@ class NatsRelay:
         counters: ProcessorCounters,
         batch_size: int = 1000,
         max_age_s: float = 7 * 86400.0,
-        drain_timeout_s: float = 10.0,
+        drain_timeout_s: float = 5.0,
         ack_timeout_s: float = 10.0,
     ) -> None:
         self._ack_timeout_s = ack_timeout_s
@@ -99,9 +118,17 @@ class NatsRelay:
         self._nc: NatsClient | None = None
         self._task: asyncio.Task[None] | None = None
         self.published_seq = 0
+        #: The stream's last sequence as of the last acknowledged batch (None: unknown).
+        self._stream_seq: int | None = None
+        #: Batches confirmed by their last message's acknowledgement, and re-published with
+        #: an acknowledgement per message.
+        self.batches_confirmed_at_once = 0
+        self.batches_acknowledged_per_message = 0
 
     async def __aenter__(self) -> NatsRelay:
-        self._nc = await nats.connect(self._nats_url, max_reconnect_attempts=-1, name="processor")
+        self._nc = await nats.connect(
+            self._nats_url, max_reconnect_attempts=-1, name="processor", drain_timeout=5
+        )
         self._inbox = self._nc.new_inbox() + ".*"
         await self._nc.subscribe(self._inbox, cb=self._on_ack)
         js = self._nc.jetstream()
@@ -227,15 +254,34 @@ class NatsRelay:
         return last
 
     async def _publish(self, js: JetStreamContext, events: Sequence[LoggedEvent]) -> None:
-        """Publish ``events`` pipelined on one connection (JetStream stores them in this order)
-        and return once JetStream acknowledged every one; raise on an error or a missing ack
-        (the caller retries: ``Nats-Msg-Id`` makes a re-publish a no-op)."""
+        """Publish ``events`` and return once JetStream holds every one; raise on an error or a
+        missing acknowledgement (the caller retries: ``Nats-Msg-Id`` makes a re-publish a no-op).
+        One acknowledgement for the batch when it proves the batch stored (see module
+        docstring), else one per message."""
         if not events:
             return
+        if self._stream_seq is None:
+            self._stream_seq = (await js.stream_info(self._stream)).state.last_seq
+        before = self._stream_seq
+        self._stream_seq = None  # unknown until this batch is acknowledged
+        acks = await self._send(events, ack_every=False)
+        if acks.stored == 1 and acks.last_stream_seq == before + len(events):
+            self.batches_confirmed_at_once += 1
+        else:  # some may have been stored by the first send: each is now acknowledged once
+            acks = await self._send(events, ack_every=True)
+            self.batches_acknowledged_per_message += 1
+        self._stream_seq = acks.last_stream_seq or None
+        self._counters.events_published += len(events)
+
+    async def _send(self, events: Sequence[LoggedEvent], *, ack_every: bool) -> _BatchAcks:
+        """Publish ``events`` pipelined on one connection (JetStream stores them in this
+        order), asking an acknowledgement for each (``ack_every``) or for the last only; wait
+        for the acknowledgements asked for."""
         assert self._nc is not None
         assert self._inbox is not None
         nc = self._nc
-        acks = _BatchAcks(event.seq for event in events)
+        last = events[-1].seq
+        acks = _BatchAcks(event.seq for event in events if ack_every or event.seq == last)
         self._acks = acks
         try:
             prefix = self._inbox[:-1]  # "<inbox>." : each reply subject ends with the sequence
@@ -244,7 +290,7 @@ class NatsRelay:
                 await nc.publish(
                     event.subject,
                     event.payload,
-                    reply=prefix + seq,
+                    reply=prefix + seq if ack_every or event.seq == last else "",
                     headers={
                         "Nats-Msg-Id": "evt-" + seq,
                         TYPE_HEADER: event.type_name,
@@ -257,7 +303,7 @@ class NatsRelay:
             self._acks = None
         if acks.error is not None:
             raise PublishRefused(f"JetStream refused event {acks.error}")
-        self._counters.events_published += acks.stored
+        return acks
 
     async def _on_ack(self, msg: Msg) -> None:
         """A JetStream publish acknowledgement (or error) for the batch in flight."""

@@ -191,5 +191,7 @@ async def assert_nats_holds_each_event_once(
             seen.append(int((msg.headers or {})["Trading-Sequence"]))
     finally:
         await nc.close()
-    assert sorted(seen) == list(range(1, head + 1))
+    # events logged after ``head`` was read may be in the stream too: each of those once also
+    assert sorted(seen) == list(range(1, len(seen) + 1))
+    assert len(seen) >= head
     return head

@@ -4,7 +4,6 @@ exactly the events JetStream is missing, so the stream ends with every event onc
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator
 
 import nats
@@ -13,12 +12,12 @@ import pytest
 from nats.js.api import StreamConfig
 
 from processor.db import Pool, open_pool
-from processor.event_log import NewEvent, append_events
 from processor.events import SEQUENCE_HEADER, STREAM_SUBJECTS
 from processor.head_watch import HeadWatcher
 from processor.relay import NatsRelay
 from processor.schema import migrate
 from processor.stats import ProcessorCounters
+from tests.processor_relay.stream import append_trade_events, stream_sequences
 
 EVENTS = 10
 
@@ -28,28 +27,14 @@ async def pool(database_url: str) -> AsyncIterator[Pool]:
     """A migrated database holding an event log of ten events."""
     await migrate(database_url, "plain")
     async with open_pool(database_url) as pool:
-        async with pool.connection() as conn, conn.transaction():
-            events = [
-                NewEvent("BTC", "trading.trade.BTC", "trading.v1.TradeEvent", b"")
-                for _ in range(EVENTS)
-            ]
-            await append_events(conn, events)
+        await append_trade_events(pool, EVENTS, payload=b"")
         yield pool
 
 
-async def _sequences_in_stream(nats_url: str, stream: str) -> list[int]:
+async def _sequences_in_stream(nats_url: str, stream: str) -> list[int | None]:
     nc = await nats.connect(nats_url)
     try:
-        js = nc.jetstream()
-        info = await js.stream_info(stream)
-        seqs = []
-        for stream_seq in range(info.state.first_seq, info.state.last_seq + 1):
-            try:
-                msg = await js.get_msg(stream, stream_seq)
-            except nats.js.errors.NotFoundError:
-                continue
-            seqs.append(int((msg.headers or {})["Trading-Sequence"]))
-        return seqs
+        return await stream_sequences(nc.jetstream(), stream)
     finally:
         await nc.close()
 
@@ -72,10 +57,10 @@ async def _run_relay(pool: Pool, database_url: str, nats_url: str, stream: str) 
 
 
 async def test_restart_publishes_only_what_the_stream_is_missing(
-    pool: Pool, database_url: str, nats_url: str
+    pool: Pool, database_url: str, nats_url: str, stream_name: str
 ) -> None:
     """Position recorded at 5, stream holding 1-10 without 7: the restart adds 7 only."""
-    stream = f"RELAY{time.monotonic_ns()}"
+    stream = stream_name
     nc = await nats.connect(nats_url)
     js = nc.jetstream()
     try:
@@ -97,7 +82,6 @@ async def test_restart_publishes_only_what_the_stream_is_missing(
             cur = await conn.execute("SELECT published_seq FROM event_relay")
             row = await cur.fetchone()
     finally:
-        await js.delete_stream(stream)
         await nc.close()
     assert sorted(seqs) == list(range(1, EVENTS + 1))
     assert seqs[-1] == 7
@@ -106,10 +90,10 @@ async def test_restart_publishes_only_what_the_stream_is_missing(
 
 
 async def test_a_hole_in_the_stream_does_not_stop_the_relay(
-    pool: Pool, database_url: str, nats_url: str
+    pool: Pool, database_url: str, nats_url: str, stream_name: str
 ) -> None:
     """A message deleted from the stream's tail is skipped when the relay restarts."""
-    stream = f"RELAY{time.monotonic_ns()}"
+    stream = stream_name
     nc = await nats.connect(nats_url)
     js = nc.jetstream()
     try:
@@ -122,6 +106,5 @@ async def test_a_hole_in_the_stream_does_not_stop_the_relay(
 
         seqs = await _sequences_in_stream(nats_url, stream)
     finally:
-        await js.delete_stream(stream)
         await nc.close()
     assert seqs == [1, 2, 3, 4, 5, 6, 7, 8, 10]

@@ -1,0 +1,25 @@
+"""Fixtures of the relay tests."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import AsyncIterator
+
+import nats
+import pytest
+from nats.js.errors import NotFoundError
+
+
+@pytest.fixture
+async def stream_name(nats_url: str) -> AsyncIterator[str]:
+    """A fresh JetStream stream name, the stream deleted after the test whatever its outcome:
+    every relay stream takes the same subjects, so one left behind would fail the next test."""
+    name = f"RELAY{time.monotonic_ns()}"
+    yield name
+    nc = await nats.connect(nats_url)
+    try:
+        with contextlib.suppress(NotFoundError):
+            await nc.jetstream().delete_stream(name)
+    finally:
+        await nc.close()

@@ -1,0 +1,78 @@
+"""The relay's batch acknowledgement: one acknowledgement proves a whole batch stored; anything
+unexpected in the stream makes it acknowledge every message instead, still each event once."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+
+import nats
+import pytest
+from nats.js.api import StreamConfig
+
+from processor.db import Pool, open_pool
+from processor.events import STREAM_SUBJECTS
+from processor.head_watch import HeadWatcher
+from processor.relay import NatsRelay
+from processor.schema import migrate
+from processor.stats import ProcessorCounters
+from tests.processor_relay.stream import append_trade_events, stream_sequences
+
+
+@pytest.fixture
+async def pool(database_url: str) -> AsyncIterator[Pool]:
+    """A migrated database with an empty event log."""
+    await migrate(database_url, "plain")
+    async with open_pool(database_url) as pool:
+        yield pool
+
+
+async def _wait_published(relay: NatsRelay, seq: int) -> None:
+    deadline = time.monotonic() + 20
+    while relay.published_seq < seq:
+        assert time.monotonic() < deadline, f"relay stuck at {relay.published_seq} < {seq}"
+        await asyncio.sleep(0.02)
+
+
+async def test_batches_are_confirmed_by_one_ack_unless_the_stream_surprises(
+    pool: Pool, database_url: str, nats_url: str, stream_name: str
+) -> None:
+    """Batches in an undisturbed stream are confirmed by their last acknowledgement; after a
+    foreign message lands in the stream the next batch is acknowledged message by message; the
+    stream ends with every event exactly once, in order, and the counter counts each once."""
+    stream = stream_name
+    nc = await nats.connect(nats_url)
+    js = nc.jetstream()
+    counters = ProcessorCounters()
+    try:
+        await js.add_stream(StreamConfig(name=stream, subjects=[STREAM_SUBJECTS]))
+        async with (
+            HeadWatcher(database_url) as watcher,
+            NatsRelay(
+                pool=pool,
+                nats_url=nats_url,
+                stream=stream,
+                watcher=watcher,
+                counters=counters,
+                batch_size=7,
+            ) as relay,
+        ):
+            await append_trade_events(pool, 20)
+            await _wait_published(relay, 20)
+            assert relay.batches_confirmed_at_once >= 3
+            assert relay.batches_acknowledged_per_message == 0
+
+            await js.publish("trading.other.X", b"foreign")
+            await append_trade_events(pool, 5)
+            await _wait_published(relay, 25)
+            assert relay.batches_acknowledged_per_message == 1
+
+            await append_trade_events(pool, 5)
+            await _wait_published(relay, 30)
+            assert relay.batches_acknowledged_per_message == 1
+        seqs = await stream_sequences(js, stream)
+    finally:
+        await nc.close()
+    assert seqs == [*range(1, 21), None, *range(21, 31)]
+    assert counters.events_published == 30

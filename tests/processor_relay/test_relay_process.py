@@ -1,0 +1,129 @@
+"""The relay in its own process: started by the processor, restarted when it dies, stopped
+gracefully; a worker killed at any instant leaves every event in JetStream exactly once."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+import time
+from collections.abc import AsyncIterator
+
+import nats
+import pytest
+
+from processor.config import SETTINGS, ProcessorConfig
+from processor.db import Pool, open_pool
+from processor.relay_process import WORKER_MODULE, RelayProcess, worker_environment
+from processor.schema import migrate
+from processor.stats import ProcessorCounters
+from tests.processor_relay.stream import append_trade_events, stream_sequences
+from tradekit.config import Env
+
+
+@pytest.fixture
+async def pool(database_url: str) -> AsyncIterator[Pool]:
+    """A migrated database with an empty event log."""
+    await migrate(database_url, "plain")
+    async with open_pool(database_url) as pool:
+        yield pool
+
+
+def _config(database_url: str, nats_url: str, stream: str) -> ProcessorConfig:
+    env = {
+        "DATABASE_URL": database_url,
+        "NATS_URL": nats_url,
+        "NATS_STREAM": stream,
+        "LOG_LEVEL": "warning",
+    }
+    return ProcessorConfig.from_env(Env(SETTINGS, env))
+
+
+async def _until(condition: object, what: str, timeout_s: float = 30) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():  # type: ignore[operator]
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.02)
+
+
+async def _stream_sequences(nats_url: str, stream: str) -> list[int | None]:
+    nc = await nats.connect(nats_url)
+    try:
+        js = nc.jetstream()
+        return await stream_sequences(js, stream)
+    finally:
+        await nc.close()
+
+
+async def test_a_killed_worker_is_restarted_and_nothing_is_published_twice(
+    pool: Pool, database_url: str, nats_url: str, stream_name: str
+) -> None:
+    """SIGKILL the worker while events keep arriving: a new worker takes over, the stream
+    holds every event once in order, and the counter counts each once."""
+    stream = stream_name
+    counters = ProcessorCounters()
+    total = 0
+    async with RelayProcess(
+        config=_config(database_url, nats_url, stream), counters=counters, restart_delay_s=0.1
+    ) as relay:
+        first_pid = relay.pid
+        assert first_pid is not None
+        for _ in range(20):
+            await append_trade_events(pool, 50)
+            total += 50
+        os.kill(first_pid, signal.SIGKILL)
+        for _ in range(20):
+            await append_trade_events(pool, 50)
+            total += 50
+        await _until(lambda: relay.starts == 2 and relay.published_seq == total, "takeover")
+        assert relay.pid != first_pid
+    assert await _stream_sequences(nats_url, stream) == list(range(1, total + 1))
+    assert counters.events_published == total
+
+
+async def test_a_graceful_stop_publishes_everything_committed(
+    pool: Pool, database_url: str, nats_url: str, stream_name: str
+) -> None:
+    """Events committed just before the stop are in JetStream once the relay has stopped, and
+    the worker process is gone."""
+    stream = stream_name
+    counters = ProcessorCounters()
+    async with RelayProcess(
+        config=_config(database_url, nats_url, stream), counters=counters
+    ) as relay:
+        pid = relay.pid
+        await append_trade_events(pool, 300)
+    assert pid is not None
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+    assert relay.published_seq == 300
+    assert counters.events_published == 300
+    assert await _stream_sequences(nats_url, stream) == list(range(1, 301))
+
+
+async def test_the_worker_stops_when_its_parent_is_gone(
+    pool: Pool, database_url: str, nats_url: str, stream_name: str
+) -> None:
+    """A worker whose stdin closes (its processor was killed) publishes what is committed and
+    exits 0 instead of lingering as a second relay."""
+    stream = stream_name
+    await append_trade_events(pool, 40)
+    env = worker_environment(_config(database_url, nats_url, stream), os.environ)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        WORKER_MODULE,
+        env=env,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    assert proc.stdin is not None
+    assert proc.stdout is not None
+    ready = await asyncio.wait_for(proc.stdout.readline(), 60)
+    assert ready.startswith(b"ready ")
+    proc.stdin.close()
+    rest = await asyncio.wait_for(proc.stdout.read(), 30)
+    assert await proc.wait() == 0
+    assert rest.splitlines()[-1] == b"published 40"
+    assert await _stream_sequences(nats_url, stream) == list(range(1, 41))
