@@ -31,6 +31,7 @@ import aiohttp
 import nats
 import psycopg
 
+from bench.cpu import cpu_by_component, cpu_used
 from bench.report import bench_parser, finish, rounded
 from bench.servers import nats_server, postgres_server
 from bench.sim_process import SimProcess
@@ -80,16 +81,21 @@ def processor_env(sim: SimProcess, proxy: str, db: str, nats_url: str) -> dict[s
     }
 
 
-async def drain(processor: RunningProcessor, released: int, timeout_s: float) -> dict[str, float]:
-    """Times (monotonic) at which 10 %, 90 % and 100 % of ``released`` were committed."""
+async def drain(
+    processor: RunningProcessor, released: int, timeout_s: float
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Times (monotonic) at which 10 %, 90 % and 100 % of ``released`` were committed, and the
+    CPU seconds each part of the system used from the 10 % to the 90 % mark."""
     counters = processor.counters
     marks = {}
+    cpu: dict[str, dict[str, float]] = {}
     for share in (0.1, 0.9, 1.0):
         need = int(released * share)
         marks[str(share)] = await wait_until(
             lambda n=need: counters.trades_ingested >= n, timeout_s, f"{need} stored", 0.005
         )
-    return marks
+        cpu[str(share)] = cpu_by_component()
+    return marks, cpu_used(cpu["0.1"], cpu["0.9"])
 
 
 async def raw_copy_rate(db: str) -> tuple[float, int]:
@@ -166,7 +172,7 @@ async def bench(
                         profiler.enable()
                     began = time.monotonic()
                     released = int((await sim.command(f"jump {backlog_ms}")).split()[1])
-                    marks = await drain(processor, released, timeout_s=300)
+                    marks, cpu = await drain(processor, released, timeout_s=300)
                     if profiler is not None:
                         profiler.disable()
                     counters = processor.counters
@@ -226,6 +232,15 @@ async def bench(
         "raw_copy_rows": copied,
         "ratio_to_raw_copy": rounded(ratio, 3),
         "processor_counters": snapshot,
+        # where the sustained interval's CPU went, and how busy the machine's cores were
+        "cpu_s_sustained_interval": cpu,
+        "cpu_ms_per_1000_trades": {
+            name: rounded(1000 * seconds / (0.8 * released) * 1000, 1)
+            for name, seconds in cpu.items()
+        },
+        "cores_busy_share": rounded(
+            sum(cpu.values()) / (_cores() * (marks["0.9"] - marks["0.1"])), 2
+        ),
     }
     if profiler is not None:
         result["profile_top_tottime"] = top_functions(profiler)
