@@ -13,7 +13,8 @@ load it measures): ``python -m bench.fake_events --database-url URL`` prints
 - ``steady <rate> <duration_s> <SYM>,...``: ``rate`` trades/s over ``duration_s``, alternating
   symbols; prints JSON ``{"last": {symbol: sequence}, "emit_s": seconds}``;
 - ``trades <from>``: prints a JSON list of the trades emitted from index ``from`` on, each
-  ``[symbol, trade_id, ts_ms, price, quantity]`` (decimals as strings).
+  ``[symbol, trade_id, ts_ms, price, quantity, sequence]`` (decimals as strings; sequence is
+  the event's).
 """
 
 from __future__ import annotations
@@ -61,6 +62,8 @@ class FakeEventSource:
         self.port = 0
         #: Every trade emitted, in order.
         self.trades: list[Trade] = []
+        #: The event sequence of each trade in :attr:`trades`.
+        self.sequences: list[int] = []
 
     @property
     def address(self) -> str:
@@ -127,6 +130,7 @@ class FakeEventSource:
             self._events.append(wrap_event(seq, symbol, event.type_name, event.payload, 0))
             self._changed.notify_all()
         self.trades.append(trade)
+        self.sequences.append(seq)
         return trade, seq
 
     async def events_from(self, seq: int) -> AsyncIterator[events_pb2.Event]:
@@ -185,10 +189,11 @@ async def obey(source: FakeEventSource, line: str) -> str:
         last = await steady(source, args[2].split(","), float(args[0]), float(args[1]))
         return json.dumps({"last": last, "emit_s": time.monotonic() - began})
     if command == "trades":
+        start = int(args[0])
         return json.dumps(
             [
-                [t.symbol, t.trade_id, t.ts_ms, str(t.price), str(t.quantity)]
-                for t in source.trades[int(args[0]) :]
+                [t.symbol, t.trade_id, t.ts_ms, str(t.price), str(t.quantity), seq]
+                for t, seq in zip(source.trades[start:], source.sequences[start:], strict=True)
             ]
         )
     raise ValueError(f"unknown command {line!r}")

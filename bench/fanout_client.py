@@ -7,16 +7,24 @@ has received an update (they are all attached), then obeys stdin:
 
 - ``mark <seq>``: forget everything so far; count only updates with a sequence above ``seq``;
   prints ``marked``;
-- ``until <SYM>=<seq>,...``: wait until every subscriber has the live update of its symbol's
-  last sequence (or a timeout), then print one JSON line: update counts per symbol, delivery
-  latencies (receive wall time - trade time, where trade time = live ``end_time`` - 1 ms) and
-  the last live point each subscriber holds.
+- ``until <json>``: ``{"finals": {symbol: seq}, "trades": [[symbol, seq, ts_ms], ...]}`` (the
+  trades sent after the mark): wait until every subscriber has the live update of its symbol's
+  last sequence (or a timeout), then print one JSON line: update counts per symbol, the
+  conflation ratio, delivery latencies and the last live point each subscriber holds.
+
+Latency is measured for EVERY trade and every subscriber of its symbol, conflated or not: a
+live point with sequence ``s`` includes every trade of its symbol up to ``s``, so a trade is
+delivered to a subscriber by the first live update it receives with a sequence at or above the
+trade's; latency = that receive wall time - the trade's time. (A conflated trade is therefore
+measured when the newer point that includes it arrives.)
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import bisect
+import gc
 import json
 import sys
 import time
@@ -30,6 +38,8 @@ from bench.report import percentile, rounded
 from tradekit.wire import duration_from_ms
 
 LastPoint = tuple[str, str, int, str]
+#: [symbol, sequence, ts_ms] of a trade sent after the mark.
+SentTrade = tuple[str, int, int]
 
 
 class Subscriber:
@@ -38,27 +48,30 @@ class Subscriber:
     def __init__(self, symbol: str) -> None:
         self.symbol = symbol
         self.updates = 0
-        self.live = 0
+        self.closed = 0
+        #: Sequences and receive wall times (s) of the live updates since the mark.
+        self.live_seqs: list[int] = []
+        self.live_times: list[float] = []
         self.live_seq = 0
+        self.out_of_order = 0
         self.last: LastPoint | None = None
         self.ended: str | None = None
         self.progress = asyncio.Event()
 
 
 class Tally:
-    """All subscribers, the mark, and the latencies of live updates after it."""
+    """All subscribers and the mark."""
 
     def __init__(self) -> None:
         self.mark = 0
-        self.latencies_ms: list[float] = []
         self.subscribers: list[Subscriber] = []
 
     def reset(self, mark: int) -> None:
         """Count from ``mark`` (exclusive) on."""
         self.mark = mark
-        self.latencies_ms = []
         for sub in self.subscribers:
-            sub.updates = sub.live = 0
+            sub.updates = sub.closed = sub.out_of_order = 0
+            sub.live_seqs, sub.live_times = [], []
 
 
 async def follow(stub: Any, sub: Subscriber, tally: Tally, window_ms: int, step_ms: int) -> None:
@@ -76,11 +89,14 @@ async def follow(stub: Any, sub: Subscriber, tally: Tally, window_ms: int, step_
                 sub.progress.set()
                 continue
             sub.updates += 1
-            if not update.closed:
+            if update.closed:
+                sub.closed += 1
+            else:
+                if update.sequence <= sub.live_seq:
+                    sub.out_of_order += 1
                 point = update.point
-                end_ms = point.end_time.seconds * 1000 + point.end_time.nanos // 1_000_000
-                tally.latencies_ms.append((now - (end_ms - 1) / 1000) * 1000)
-                sub.live += 1
+                sub.live_seqs.append(update.sequence)
+                sub.live_times.append(now)
                 sub.live_seq = update.sequence
                 sub.last = (point.notional, point.volume, point.trade_count, point.vwap)
             sub.progress.set()
@@ -106,33 +122,79 @@ async def wait_all(tally: Tally, done: Any, timeout_s: float) -> bool:
     return True
 
 
-def report(tally: Tally, finals: dict[str, int], complete: bool) -> dict[str, Any]:
+def trade_latencies(
+    sub: Subscriber, trades: Sequence[SentTrade]
+) -> tuple[list[float], list[float], int]:
+    """(latency of every trade of ``sub``'s symbol, latency of the newest trade of each
+    update received, trades never delivered) in ms."""
+    every: list[float] = []
+    own: list[float] = []
+    undelivered = 0
+    for symbol, seq, ts_ms in trades:
+        if symbol != sub.symbol:
+            continue
+        at = bisect.bisect_left(sub.live_seqs, seq)
+        if at == len(sub.live_seqs):
+            undelivered += 1
+            continue
+        latency = (sub.live_times[at] - ts_ms / 1000) * 1000
+        every.append(latency)
+        if sub.live_seqs[at] == seq:
+            own.append(latency)
+    return every, own, undelivered
+
+
+def _summary(values: list[float]) -> dict[str, float | None]:
+    return {
+        "p50": rounded(percentile(values, 50), 2) if values else None,
+        "p90": rounded(percentile(values, 90), 2) if values else None,
+        "p99": rounded(percentile(values, 99), 2) if values else None,
+        "max": rounded(max(values), 2) if values else None,
+    }
+
+
+def report(
+    tally: Tally, finals: dict[str, int], trades: Sequence[SentTrade], complete: bool
+) -> dict[str, Any]:
     """The JSON line answering ``until``."""
-    counts: dict[str, list[int]] = {}
+    closed: dict[str, list[int]] = {}
     live: dict[str, list[int]] = {}
     lasts: dict[str, list[LastPoint | None]] = {}
+    every: list[float] = []
+    own: list[float] = []
+    undelivered = 0
     for sub in tally.subscribers:
-        counts.setdefault(sub.symbol, []).append(sub.updates)
-        live.setdefault(sub.symbol, []).append(sub.live)
+        closed.setdefault(sub.symbol, []).append(sub.closed)
+        live.setdefault(sub.symbol, []).append(len(sub.live_seqs))
         if sub.last not in lasts.setdefault(sub.symbol, []):
             lasts[sub.symbol].append(sub.last)
-    lat = tally.latencies_ms
+        sub_every, sub_own, sub_missing = trade_latencies(sub, trades)
+        every += sub_every
+        own += sub_own
+        undelivered += sub_missing
+    sent = {sym: sum(1 for t in trades if t[0] == sym) for sym in live}
+    due = sum(sent[sub.symbol] for sub in tally.subscribers)
+    delivered = sum(len(sub.live_seqs) for sub in tally.subscribers)
     return {
         "complete": complete,
         "subscribers": len(tally.subscribers),
         "ended": sum(1 for sub in tally.subscribers if sub.ended is not None),
         "lagging": sum(1 for s in tally.subscribers if s.live_seq < finals.get(s.symbol, 0)),
-        "update_counts": {sym: sorted(set(c)) for sym, c in counts.items()},
-        "live_update_counts": {sym: sorted(set(c)) for sym, c in live.items()},
+        "closed_update_counts": {sym: sorted(set(c)) for sym, c in closed.items()},
+        "live_update_counts": {sym: [min(c), max(c)] for sym, c in live.items()},
+        "live_updates_due": due,
+        "live_updates_delivered": delivered,
+        # Share of (trade, subscriber) live updates replaced by a newer point before sending.
+        "conflation_ratio": rounded(1 - delivered / due, 4) if due else 0.0,
+        "out_of_order": sum(sub.out_of_order for sub in tally.subscribers),
+        "undelivered_trades": undelivered,
         "cpu_s": rounded(time.process_time(), 2),
         "last_points": lasts,
-        "latency_samples": len(lat),
-        "latency_ms": {
-            "p50": rounded(percentile(lat, 50), 2) if lat else None,
-            "p90": rounded(percentile(lat, 90), 2) if lat else None,
-            "p99": rounded(percentile(lat, 99), 2) if lat else None,
-            "max": rounded(max(lat), 2) if lat else None,
-        },
+        "latency_samples": len(every),
+        # Every trade, for every subscriber of its symbol (conflated ones included).
+        "latency_ms": _summary(every),
+        # Only the trades whose own live update was delivered (not conflated).
+        "unconflated_latency_ms": _summary(own),
     }
 
 
@@ -156,13 +218,19 @@ async def serve(args: argparse.Namespace) -> None:
             command, _, arg = line.strip().partition(" ")
             if command == "mark":
                 tally.reset(int(arg))
+                # A thousand clients share this process: keep the collector's full passes over
+                # the long-lived streams out of the measured latencies.
+                gc.collect()
+                gc.freeze()
                 print("marked", flush=True)
             elif command == "until":
-                finals = {k: int(v) for k, v in (p.split("=") for p in arg.split(","))}
+                request = json.loads(arg)
+                finals: dict[str, int] = request["finals"]
+                trades = [(str(s), int(q), int(t)) for s, q, t in request["trades"]]
                 complete = await wait_all(
                     tally, lambda s, f=finals: s.live_seq >= f.get(s.symbol, 0), args.timeout_s
                 )
-                print(json.dumps(report(tally, finals, complete)), flush=True)
+                print(json.dumps(report(tally, finals, trades, complete)), flush=True)
         for reader in readers:
             reader.cancel()
     for channel in channels:

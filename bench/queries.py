@@ -8,7 +8,13 @@ canned response captured from the real service (same size), also in this process
 comes from ``python -m bench.query_load`` in a separate process: 50 asyncio clients, random
 windows of 1 min .. 2 h at millisecond resolution (so the closed-window cache rarely helps).
 
-    python -m bench.queries [--quick]
+Besides rates and latencies the result has, for both sides over the same measured span, the CPU
+time per request of the server process, of the load generator and of the PostgreSQL cluster
+(when it runs on this machine), and the VWAP service's batch statistics: statements per second
+and windows per statement (concurrent cache misses answered by one SQL statement, see
+``vwap/batching.py``). ``--batch-*`` override the batching settings.
+
+    python -m bench.queries [--quick] [--batch-lanes N] [--batch-wait-ms MS] [--batch-flush-at N]
 """
 
 from __future__ import annotations
@@ -17,10 +23,13 @@ import asyncio
 import contextlib
 import cProfile
 import json
+import os
 import random
 import sys
 import time
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -34,6 +43,7 @@ from bench.report import bench_parser, finish, rounded
 from bench.servers import fresh_database
 from processor.schema import migrate
 from vwap.app import run_vwap
+from vwap.batching import WindowBatcher
 from vwap.config import VwapConfig
 
 NAME = "queries"
@@ -78,10 +88,88 @@ async def grpc_server(register: Any) -> AsyncIterator[str]:
         await server.stop(0)
 
 
+def _proc_cpu_s(pid: int) -> float | None:
+    """User + system CPU seconds of process ``pid`` (Linux /proc), None when unreadable."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _parent_pid(pid: int) -> int | None:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+class CpuSampler:
+    """CPU seconds at the measured part's start and end: this process (the servers), the
+    PostgreSQL cluster (postmaster and its children, when local) and the batcher's counters."""
+
+    def __init__(self, postmaster: int | None, batcher: WindowBatcher | None = None) -> None:
+        self._postmaster = postmaster
+        self._batcher = batcher
+        self._marks: list[tuple[float, dict[int, float], int, int]] = []
+
+    def _postgres(self) -> dict[int, float]:
+        if self._postmaster is None:
+            return {}
+        pids = [self._postmaster] + [
+            int(entry.name)
+            for entry in Path("/proc").iterdir()
+            if entry.name.isdigit() and _parent_pid(int(entry.name)) == self._postmaster
+        ]
+        return {pid: cpu for pid in pids if (cpu := _proc_cpu_s(pid)) is not None}
+
+    def mark(self) -> None:
+        """Record one sample (called on the load generator's phase lines)."""
+        batcher = self._batcher
+        statements, windows = (0, 0) if batcher is None else (batcher.statements, batcher.windows)
+        self._marks.append((time.process_time(), self._postgres(), statements, windows))
+
+    def result(self, requests: int) -> dict[str, Any]:
+        """Per-request CPU (µs) of the server process and PostgreSQL, and batch statistics."""
+        if len(self._marks) != 2 or requests <= 0:
+            return {}
+        (cpu0, pg0, st0, win0), (cpu1, pg1, st1, win1) = self._marks
+        pg_s = sum(cpu - pg0.get(pid, 0.0) for pid, cpu in pg1.items())
+        out: dict[str, Any] = {
+            "server_cpu_us_per_request": rounded((cpu1 - cpu0) / requests * 1e6, 1),
+            "postgres_cpu_us_per_request": (
+                rounded(pg_s / requests * 1e6, 1) if self._postmaster is not None else None
+            ),
+        }
+        if self._batcher is not None:
+            statements, windows = st1 - st0, win1 - win0
+            out["batch"] = {
+                "statements": statements,
+                "windows": windows,
+                "windows_per_statement": rounded(windows / statements, 1) if statements else None,
+                "statements_per_s": None,
+            }
+        return out
+
+
+def postmaster_pid(url: str) -> int | None:
+    """The local postmaster's pid (parent of a backend), or None when not readable here."""
+    with psycopg.connect(url) as conn:  # read while the backend lives
+        row = conn.execute("SELECT pg_backend_pid()").fetchone()
+        return None if row is None else _parent_pid(int(row[0]))
+
+
 async def run_load(
-    address: str, *, concurrency: int, duration: float, seed: int, span_ms: int
+    address: str,
+    *,
+    concurrency: int,
+    duration: float,
+    seed: int,
+    span_ms: int,
+    sampler: CpuSampler | None = None,
 ) -> dict[str, Any]:
-    """Run ``python -m bench.query_load`` against ``address``; its JSON result."""
+    """Run ``python -m bench.query_load`` against ``address``; its JSON result (with per-request
+    CPU and batch statistics from ``sampler`` when given)."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "bench.query_load",
         "--address", address,
@@ -94,35 +182,63 @@ async def run_load(
         "--seed", str(seed),
         stdout=asyncio.subprocess.PIPE,
     )  # fmt: skip
-    out, _ = await proc.communicate()
-    if proc.returncode != 0:
+    assert proc.stdout is not None
+    last = b""
+    while line := await proc.stdout.readline():
+        if line.startswith(b'{"phase"'):
+            if sampler is not None:
+                sampler.mark()
+        elif line.strip():
+            last = line
+    if await proc.wait() != 0:
         raise RuntimeError(f"query_load exited with {proc.returncode}")
-    result: dict[str, Any] = json.loads(out.decode().strip().splitlines()[-1])
+    result: dict[str, Any] = json.loads(last)
+    if result["requests"]:
+        result["client_cpu_us_per_request"] = rounded(
+            result.pop("client_cpu_s") / result["requests"] * 1e6, 1
+        )
+    if sampler is not None:
+        result.update(sampler.result(result["requests"]))
+        if (batch := result.get("batch")) is not None:
+            batch["statements_per_s"] = rounded(batch["statements"] / duration, 1)
     return result
 
 
 def load_store(url: str, *, per_symbol: int, span_ms: int) -> None:
-    """Migrate (plain mode) and COPY the trades."""
+    """Migrate (plain mode), COPY the trades, then VACUUM ANALYZE: the rows are then at rest as
+    in a store that has been running (hint bits set, visibility map current, statistics), not
+    rows the first reads must still check against the commit log."""
     asyncio.run(migrate(url, "plain"))
     rows = synthetic_rows(
         SYMBOLS, start_ms=START_MS, span_ms=span_ms, per_symbol=per_symbol, seed=5
     )
     with psycopg.connect(url) as conn:
         copy_rows(conn, rows, batch=200_000)
-        conn.execute("ANALYZE")
         conn.commit()
+        conn.autocommit = True
+        conn.execute("VACUUM ANALYZE")
 
 
 async def measure(
-    url: str, *, concurrency: int, duration: float, span_ms: int, profile: bool = False
+    url: str,
+    *,
+    concurrency: int,
+    duration: float,
+    span_ms: int,
+    profile: bool = False,
+    batch: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Echo first, then the VWAP service, with the same client seed."""
+    postmaster = postmaster_pid(url)
     async with grpc_server(
         lambda s: processor_pb2_grpc.add_ProcessorServiceServicer_to_server(  # type: ignore[no-untyped-call]
             IdleProcessor(), s
         )
     ) as processor:
-        config = VwapConfig(port=0, database_url=url, processor_address=processor, grace_s=0.2)
+        config = replace(
+            VwapConfig(port=0, database_url=url, processor_address=processor, grace_s=0.2),
+            **(batch or {}),
+        )
         async with run_vwap(config) as vwap, grpc.aio.insecure_channel(vwap.address) as ch:
             stub = vwap_pb2_grpc.VwapServiceStub(ch)  # type: ignore[no-untyped-call]
             sample = random_request(random.Random(0), SYMBOLS, START_MS, START_MS + span_ms)
@@ -134,24 +250,54 @@ async def measure(
                 )
             ) as echo:
                 echo_result = await run_load(
-                    echo, concurrency=concurrency, duration=duration, seed=1, span_ms=span_ms
+                    echo,
+                    concurrency=concurrency,
+                    duration=duration,
+                    seed=1,
+                    span_ms=span_ms,
+                    sampler=CpuSampler(postmaster),
                 )
             profiler = cProfile.Profile() if profile else None
             if profiler is not None:
                 profiler.enable()
             vwap_result = await run_load(
-                vwap.address, concurrency=concurrency, duration=duration, seed=1, span_ms=span_ms
+                vwap.address,
+                concurrency=concurrency,
+                duration=duration,
+                seed=1,
+                span_ms=span_ms,
+                sampler=CpuSampler(postmaster, vwap.batcher),
             )
             if profiler is not None:
                 profiler.disable()
                 vwap_result["profile_top_tottime"] = top_functions(profiler)
             cache = vwap.service.cache
             cache_info = {k: getattr(cache, k) for k in ("hits", "misses") if hasattr(cache, k)}
-    return {"echo": echo_result, "vwap": vwap_result, "sizes": sizes, "cache": cache_info}
+            limits = vwap.batcher.limits
+            batching = {
+                "lanes": limits.lanes,
+                "max_windows": limits.max_windows,
+                "max_wait_ms": limits.max_wait_s * 1000,
+                "flush_at": limits.flush_at,
+                "retried_batches": vwap.batcher.retried_batches,
+            }
+    return {
+        "echo": echo_result,
+        "vwap": vwap_result,
+        "sizes": sizes,
+        "cache": cache_info,
+        "batching": batching,
+    }
 
 
 def bench(
-    *, per_symbol: int, hours: int, concurrency: int, duration: float, profile: bool = False
+    *,
+    per_symbol: int,
+    hours: int,
+    concurrency: int,
+    duration: float,
+    profile: bool = False,
+    batch: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Load the store, then measure both servers."""
     span_ms = hours * HOUR_MS
@@ -161,17 +307,29 @@ def bench(
         load_s = time.perf_counter() - began
         measured = asyncio.run(
             measure(
-                url, concurrency=concurrency, duration=duration, span_ms=span_ms, profile=profile
+                url,
+                concurrency=concurrency,
+                duration=duration,
+                span_ms=span_ms,
+                profile=profile,
+                batch=batch,
             )
         )
     echo, vwap = measured["echo"], measured["vwap"]
     share = vwap["requests_per_s"] / echo["requests_per_s"]
+    batch = vwap.get("batch") or {}
+    batch_line = (
+        f"; {batch['statements_per_s']:,.0f} statements/s of "
+        f"{batch['windows_per_statement']} windows each"
+        if batch.get("windows_per_statement")
+        else ""
+    )
     return {
         "benchmark": NAME,
         "headline": (
             f"GetVwap {vwap['requests_per_s']:,.0f} req/s (p50 {vwap['p50_ms']:.1f} ms, p99 "
             f"{vwap['p99_ms']:.1f} ms) vs echo {echo['requests_per_s']:,.0f} req/s (p50 "
-            f"{echo['p50_ms']:.1f} ms, p99 {echo['p99_ms']:.1f} ms) = {share:.0%}"
+            f"{echo['p50_ms']:.1f} ms, p99 {echo['p99_ms']:.1f} ms) = {share:.0%}{batch_line}"
         ),
         "target": f">= {TARGET_SHARE:.0%} of the echo service's rate",
         "target_met": share >= TARGET_SHARE,
@@ -192,6 +350,7 @@ def bench(
         "vwap": {k: rounded(v, 2) if isinstance(v, float) else v for k, v in vwap.items()},
         "echo": {k: rounded(v, 2) if isinstance(v, float) else v for k, v in echo.items()},
         "vwap_cache": measured["cache"],
+        "vwap_batching": measured["batching"],
         "share_of_echo": rounded(share, 3),
     }
 
@@ -204,6 +363,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--profile", action="store_true", help="cProfile the server side")
+    defaults = VwapConfig()
+    parser.add_argument("--batch-lanes", type=int, default=defaults.batch_lanes)
+    parser.add_argument("--batch-max-windows", type=int, default=defaults.batch_max_windows)
+    parser.add_argument("--batch-wait-ms", type=int, default=defaults.batch_wait_ms)
+    parser.add_argument("--batch-flush-at", type=int, default=defaults.batch_flush_at)
     args = parser.parse_args(argv)
     if args.quick:
         args.trades_per_symbol, args.hours, args.concurrency, args.duration = 2_000, 3, 5, 1.0
@@ -213,6 +377,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         concurrency=args.concurrency,
         duration=args.duration,
         profile=args.profile,
+        batch={
+            "batch_lanes": args.batch_lanes,
+            "batch_max_windows": args.batch_max_windows,
+            "batch_wait_ms": args.batch_wait_ms,
+            "batch_flush_at": args.batch_flush_at,
+        },
     )
     return finish(result, args.out)
 

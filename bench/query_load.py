@@ -1,6 +1,8 @@
 """The load generator of the query benchmark, run in its own process (its own GIL):
 ``concurrency`` asyncio clients on one grpc.aio channel call ``GetVwap`` back to back with
 random windows for ``warmup + duration`` seconds; prints one JSON line with the measured part.
+It also prints ``{"phase": "measure"}`` when the measured part begins and ``{"phase": "stop"}``
+when it ends, so the parent can sample CPU times (its own, PostgreSQL's) over the same span.
 
     python -m bench.query_load --address 127.0.0.1:50053 --concurrency 50 --duration 10 \\
         --symbols BTC,ETH --start-ms ... --end-ms ...
@@ -68,10 +70,22 @@ async def load(args: argparse.Namespace) -> dict[str, Any]:
                 if now >= measure_from:
                     latencies.append(time.perf_counter() - t0)
 
+        cpu: list[float] = []
+
+        async def phases() -> None:
+            await asyncio.sleep(max(0.0, measure_from - loop.time()))
+            cpu.append(time.process_time())
+            print(json.dumps({"phase": "measure"}), flush=True)
+            await asyncio.sleep(max(0.0, stop_at - loop.time()))
+            cpu.append(time.process_time())
+            print(json.dumps({"phase": "stop"}), flush=True)
+
         async with asyncio.TaskGroup() as group:
+            group.create_task(phases())
             for n in range(args.concurrency):
                 group.create_task(client(args.seed * 1000 + n))
     return {
+        "client_cpu_s": cpu[1] - cpu[0],
         "requests": len(latencies),
         "errors": errors,
         "seconds": args.duration,

@@ -9,10 +9,12 @@ from dataclasses import dataclass
 
 from tradekit.grpc_server import GrpcServer
 from tradekit.logs import event_logger
+from vwap.batching import BatchLimits, WindowBatcher
 from vwap.cache import VwapCache
 from vwap.config import VwapConfig
 from vwap.follower import EventFollower
 from vwap.live import LiveHub
+from vwap.outbox import Outbox
 from vwap.service import Limits, VwapService, wall_clock_ms
 from vwap.servicer import VwapServicer, registration
 from vwap.storage import VwapStore, open_pool
@@ -28,6 +30,8 @@ class RunningVwap:
     service: VwapService
     hub: LiveHub
     follower: EventFollower
+    batcher: WindowBatcher
+    outbox: Outbox
 
 
 @asynccontextmanager
@@ -36,10 +40,20 @@ async def run_vwap(config: VwapConfig) -> AsyncIterator[RunningVwap]:
     async with open_pool(config.database_url) as pool:
         store = VwapStore(pool)
         cache = VwapCache(max_entries=config.cache_size)
+        batcher = WindowBatcher(
+            store,
+            BatchLimits(
+                lanes=config.batch_lanes,
+                max_windows=config.batch_max_windows,
+                max_wait_s=config.batch_wait_ms / 1000,
+                flush_at=config.batch_flush_at,
+            ),
+        )
         service = VwapService(
             store,
             cache,
             Limits(config.max_window_ms, config.max_series_points, config.cache_min_age_ms),
+            batcher=batcher,
         )
         hub = LiveHub(store, retention_ms=config.revision_horizon_ms)
         head = await store.head_sequence()
@@ -48,7 +62,7 @@ async def run_vwap(config: VwapConfig) -> AsyncIterator[RunningVwap]:
             config.processor_address, start_after=head, sinks=[service.on_event, hub.apply]
         )
         log.info("following_events", processor=config.processor_address, after_sequence=head)
-        async with asyncio.TaskGroup() as tasks:
+        async with batcher, asyncio.TaskGroup() as tasks:
             follow_task = tasks.create_task(follower.run(), name="vwap-follower")
             discover_task = tasks.create_task(hub.follow_new_symbols(), name="vwap-discovery")
             close_task = (
@@ -61,19 +75,24 @@ async def run_vwap(config: VwapConfig) -> AsyncIterator[RunningVwap]:
                 if config.close_on_clock
                 else None
             )
+            outbox = Outbox(
+                turns=config.stream_send_turns,
+                stuck_after_s=config.stream_stuck_after_ms / 1000,
+            )
             try:
                 async with GrpcServer(
                     name="vwap",
                     host=config.host,
                     port=config.port,
                     grace_s=config.grace_s,
-                    services=[registration(VwapServicer(service, hub))],
+                    services=[registration(VwapServicer(service, hub, outbox=outbox))],
                 ) as server:
                     try:
-                        yield RunningVwap(server.address, service, hub, follower)
+                        yield RunningVwap(server.address, service, hub, follower, batcher, outbox)
                     finally:
                         hub.close()
             finally:
+                await outbox.aclose()
                 follow_task.cancel()
                 discover_task.cancel()
                 if close_task is not None:

@@ -9,23 +9,26 @@ the value when the symbol was invalidated since.
 
 from __future__ import annotations
 
-import bisect
 from collections import OrderedDict
 
 from vwap.points import VwapPoint
 
 CacheKey = tuple[str, int, int]
 
+#: Per symbol: size class -> start bucket -> keys. A window of ``w`` ms has class
+#: ``c = w.bit_length()`` (so ``w < 2**c``) and lies in bucket ``start >> c``; a time ``t`` can
+#: only be inside windows of class ``c`` starting in ``(t - 2**c, t]``, which is at most two
+#: buckets. Inserting and evicting are O(1); invalidating a time is O(classes + matches).
+_Index = dict[int, dict[int, set[CacheKey]]]
+
 
 class VwapCache:
-    """LRU of closed-window points with per-symbol interval index; not thread-safe (asyncio)."""
+    """LRU of closed-window points with a per-symbol interval index; not thread-safe (asyncio)."""
 
     def __init__(self, *, max_entries: int) -> None:
         self._max = max_entries
         self._entries: OrderedDict[CacheKey, VwapPoint] = OrderedDict()
-        #: Per symbol: sorted (start_ms, end_ms, window_ms) of cached windows.
-        self._by_start: dict[str, list[tuple[int, int, int]]] = {}
-        self._max_window: dict[str, int] = {}
+        self._index: dict[str, _Index] = {}
         self._generation: dict[str, int] = {}
         self.hits = 0
         self.misses = 0
@@ -50,29 +53,45 @@ class VwapCache:
 
     def put(self, point: VwapPoint, token: int) -> bool:
         """Store ``point`` unless its symbol was invalidated after ``token`` was taken."""
-        if self._max <= 0 or self.token(point.symbol) != token:
+        symbol = point.symbol
+        if self._max <= 0 or self._generation.get(symbol, 0) != token:
             return False
-        key = (point.symbol, point.end_ms, point.window_ms)
-        if key not in self._entries:
-            index = self._by_start.setdefault(point.symbol, [])
-            bisect.insort(index, (point.start_ms, point.end_ms, point.window_ms))
-            self._max_window[point.symbol] = max(
-                self._max_window.get(point.symbol, 0), point.window_ms
-            )
-        self._entries[key] = point
-        self._entries.move_to_end(key)
-        while len(self._entries) > self._max:
-            old_key, _ = self._entries.popitem(last=False)
-            self._unindex(old_key)
+        key = (symbol, point.end_ms, point.window_ms)
+        entries = self._entries
+        if key in entries:
+            entries.move_to_end(key)
+        else:
+            size = key[2].bit_length()
+            classes = self._index.get(symbol)
+            if classes is None:
+                classes = self._index[symbol] = {}
+            buckets = classes.get(size)
+            if buckets is None:
+                buckets = classes[size] = {}
+            bucket = (key[1] - key[2]) >> size
+            keys = buckets.get(bucket)
+            if keys is None:
+                buckets[bucket] = {key}
+            else:
+                keys.add(key)
+            if len(entries) >= self._max:
+                old_key, _ = entries.popitem(last=False)
+                self._unindex(old_key)
+        entries[key] = point
         return True
 
     def _unindex(self, key: CacheKey) -> None:
         symbol, end_ms, window_ms = key
-        index = self._by_start[symbol]
-        item = (end_ms - window_ms, end_ms, window_ms)
-        pos = bisect.bisect_left(index, item)
-        if pos < len(index) and index[pos] == item:
-            del index[pos]
+        size = window_ms.bit_length()
+        classes = self._index[symbol]
+        buckets = classes[size]
+        bucket = (end_ms - window_ms) >> size
+        keys = buckets[bucket]
+        keys.discard(key)
+        if not keys:
+            del buckets[bucket]
+            if not buckets:
+                del classes[size]
 
     def _drop(self, key: CacheKey) -> None:
         if self._entries.pop(key, None) is not None:
@@ -82,12 +101,15 @@ class VwapCache:
     def invalidate_time(self, symbol: str, ts_ms: int) -> None:
         """Drop every entry of ``symbol`` whose window contains ``ts_ms``."""
         self._generation[symbol] = self.token(symbol) + 1
-        index = self._by_start.get(symbol)
-        if not index:
+        classes = self._index.get(symbol)
+        if not classes:
             return
-        lo = bisect.bisect_right(index, (ts_ms - self._max_window[symbol], 2**63, 0))
-        hi = bisect.bisect_right(index, (ts_ms, 2**63, 0))
-        doomed = [(symbol, end, w) for start, end, w in index[lo:hi] if start <= ts_ms < end]
+        doomed: list[CacheKey] = []
+        for size, buckets in classes.items():
+            for bucket in range((ts_ms - (1 << size) + 1) >> size, (ts_ms >> size) + 1):
+                for key in buckets.get(bucket, ()):
+                    if key[1] - key[2] <= ts_ms < key[1]:
+                        doomed.append(key)
         for key in doomed:
             self._drop(key)
 

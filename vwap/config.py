@@ -7,6 +7,9 @@ from dataclasses import dataclass
 
 from tradekit.config import ConfigError, Env, Setting
 
+#: Most batch lanes: each holds a pool connection (the pool has 20) while its statement runs.
+MAX_BATCH_LANES = 8
+
 SETTINGS = (
     Setting("VWAP_HOST", "127.0.0.1", "Interface the gRPC server listens on"),
     Setting("VWAP_PORT", "50053", "gRPC port (0 picks a free port)"),
@@ -39,6 +42,35 @@ SETTINGS = (
         "2s",
         "How long after a step boundary passes it is closed on the clock (late trades revise it)",
     ),
+    Setting(
+        "VWAP_BATCH_LANES",
+        "2",
+        "GetVwap statements that may run at once, each answering a batch of cache misses "
+        f"(1..{MAX_BATCH_LANES})",
+    ),
+    Setting("VWAP_BATCH_MAX_WINDOWS", "100", "Most GetVwap windows answered by one statement"),
+    Setting(
+        "VWAP_BATCH_WAIT",
+        "8ms",
+        "Longest a GetVwap cache miss waits for others to share its statement",
+    ),
+    Setting(
+        "VWAP_BATCH_FLUSH_AT",
+        "16",
+        "Queued GetVwap cache misses that start a statement without waiting longer "
+        "(at most VWAP_BATCH_MAX_WINDOWS)",
+    ),
+    Setting(
+        "VWAP_STREAM_SEND_TURNS",
+        "64",
+        "StreamVwap messages being written at once across all streams (the rest wait in line, "
+        "their live points conflated)",
+    ),
+    Setting(
+        "VWAP_STREAM_STUCK_AFTER",
+        "250ms",
+        "How long one StreamVwap write may hold its send turn before a slow client loses it",
+    ),
     Setting("VWAP_GRACE", "5s", "Grace period for in-flight RPCs at shutdown"),
     Setting("LOG_LEVEL", "info", "Log level: debug, info, warning or error"),
 )
@@ -70,6 +102,18 @@ class VwapConfig:
     close_on_clock: bool = True
     #: Milliseconds after a boundary passes before the clock closes it.
     close_grace_ms: int = 2_000
+    #: GetVwap statements (batches of cache misses) that may run at once.
+    batch_lanes: int = 2
+    #: Most windows in one GetVwap statement.
+    batch_max_windows: int = 100
+    #: Longest a cache miss waits for others before its statement starts (ms).
+    batch_wait_ms: int = 8
+    #: Queued misses that start a statement at once.
+    batch_flush_at: int = 16
+    #: StreamVwap writes in flight across all streams.
+    stream_send_turns: int = 64
+    #: Milliseconds a StreamVwap write may hold its turn.
+    stream_stuck_after_ms: int = 250
     #: Shutdown grace period in seconds.
     grace_s: float = 5.0
     #: Log level.
@@ -82,6 +126,16 @@ class VwapConfig:
         level = env.text("LOG_LEVEL").lower()
         if level not in ("debug", "info", "warning", "error"):
             raise ConfigError(f"LOG_LEVEL must be debug, info, warning or error, got {level!r}")
+        lanes = env.integer("VWAP_BATCH_LANES", minimum=1)
+        if lanes > MAX_BATCH_LANES:
+            raise ConfigError(f"VWAP_BATCH_LANES must be at most {MAX_BATCH_LANES}, got {lanes}")
+        max_windows = env.integer("VWAP_BATCH_MAX_WINDOWS", minimum=1)
+        flush_at = env.integer("VWAP_BATCH_FLUSH_AT", minimum=1)
+        if flush_at > max_windows:
+            raise ConfigError(
+                f"VWAP_BATCH_FLUSH_AT must be at most VWAP_BATCH_MAX_WINDOWS ({max_windows}), "
+                f"got {flush_at}"
+            )
         return cls(
             host=env.text("VWAP_HOST"),
             port=env.integer("VWAP_PORT", minimum=0),
@@ -94,6 +148,12 @@ class VwapConfig:
             revision_horizon_ms=env.duration_ms("VWAP_REVISION_HORIZON"),
             close_on_clock=env.boolean("VWAP_CLOSE_ON_CLOCK"),
             close_grace_ms=env.duration_ms("VWAP_CLOSE_GRACE"),
+            batch_lanes=lanes,
+            batch_max_windows=max_windows,
+            batch_wait_ms=env.duration_ms("VWAP_BATCH_WAIT"),
+            batch_flush_at=flush_at,
+            stream_send_turns=env.integer("VWAP_STREAM_SEND_TURNS", minimum=1),
+            stream_stuck_after_ms=env.duration_ms("VWAP_STREAM_STUCK_AFTER"),
             grace_s=env.duration_ms("VWAP_GRACE") / 1000,
             log_level=level,
         )

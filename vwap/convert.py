@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from trading.v1 import trade_pb2, vwap_pb2
 
-from tradekit.money import to_text
+from tradekit.money import vwap_quotient
 from tradekit.wire import timestamp_from_ms, trade_to_proto
 from vwap.points import VwapPoint
 from vwap.rolling import Message, Update
@@ -14,19 +14,29 @@ _SOURCES = {"ws": trade_pb2.TRADE_SOURCE_WEBSOCKET, "rest": trade_pb2.TRADE_SOUR
 
 
 def point_to_proto(point: VwapPoint) -> vwap_pb2.VwapPoint:
-    """The protobuf form of a point; ``vwap`` unset for an empty window."""
+    """The protobuf form of a point; ``vwap`` unset for an empty window.
+
+    On GetVwap's hot path: the timestamps are filled in place (no Timestamp built and copied)
+    and the decimals formatted directly, as :func:`tradekit.money.to_text` does.
+    """
+    sums = point.sums
+    end = point.end_ms
+    start = end - point.window_ms
     msg = vwap_pb2.VwapPoint(
         symbol=point.symbol,
-        start_time=timestamp_from_ms(point.start_ms),
-        end_time=timestamp_from_ms(point.end_ms),
-        notional=to_text(point.sums.notional),
-        volume=to_text(point.sums.volume),
-        trade_count=point.sums.count,
+        notional=format(sums.notional, "f"),
+        volume=format(sums.volume, "f"),
+        trade_count=sums.count,
         verified=point.verified,
     )
-    vwap = point.sums.vwap
-    if vwap is not None:
-        msg.vwap = to_text(vwap)
+    stamp = msg.start_time
+    stamp.seconds = start // 1000
+    stamp.nanos = start % 1000 * 1_000_000
+    stamp = msg.end_time
+    stamp.seconds = end // 1000
+    stamp.nanos = end % 1000 * 1_000_000
+    if sums.count:
+        msg.vwap = format(vwap_quotient(sums.notional, sums.volume), "f")
     return msg
 
 

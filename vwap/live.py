@@ -5,8 +5,13 @@ A tracker is created on the first subscription: it registers with the hub first 
 every event dispatched from then on), then reads a database snapshot of recent trades together
 with ``event_head``, then replays the buffered events newer than that head. The follower only
 dispatches committed events, so the snapshot's head is never older than the hub's position:
-nothing is missed, nothing applied twice. Each message is rendered to protobuf once and queued
-to every subscriber; a subscriber that cannot keep up is cut off rather than slowing others.
+nothing is missed, nothing applied twice.
+
+Each message is rendered to protobuf and serialized once, and the same bytes are queued to
+every subscriber. A subscriber's queue conflates live points (:mod:`vwap.conflation`): a live
+point not yet sent is replaced by the newer one of its series, while closed points and
+revisions are all delivered, in order. A subscriber whose closed points and revisions pile up
+beyond ``max_queue`` is cut off rather than slowing others.
 """
 
 from __future__ import annotations
@@ -17,13 +22,13 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 import psycopg
-from trading.v1 import vwap_pb2
 
 from tradekit.logs import event_logger
 from vwap.convert import message_to_proto
 from vwap.errors import LiveStateUnavailable
 from vwap.events import DomainEvent, TradeArrived, TradeCorrected, WindowVerified
-from vwap.rolling import Message, RollingWindow
+from vwap.outbox import Outlet
+from vwap.rolling import Message, RollingWindow, Update
 from vwap.storage import VwapStore
 
 log = event_logger("vwap.live")
@@ -31,21 +36,17 @@ log = event_logger("vwap.live")
 TrackerKey = tuple[str, int, int]
 
 
-class Subscriber:
-    """One StreamVwap call's queue of rendered messages; ``None`` ends the stream."""
+class Subscriber(Outlet):
+    """One StreamVwap call: its queue of serialized ``StreamVwapResponse`` messages (``None``
+    ends the stream; live points conflate by series, see :mod:`vwap.conflation`), sent by
+    the :class:`~vwap.outbox.Outbox`."""
+
+    __slots__ = ("attached",)
 
     def __init__(self, max_queue: int) -> None:
-        self.queue: asyncio.Queue[vwap_pb2.StreamVwapResponse | None] = asyncio.Queue(max_queue)
-        self.overflowed = False
+        super().__init__(max_pending=max_queue)
         #: Trackers this subscriber is attached to (or being attached to), by key.
         self.attached: dict[TrackerKey, Tracker | None] = {}
-
-    def offer(self, message: vwap_pb2.StreamVwapResponse | None) -> None:
-        """Queue ``message``; mark the subscriber overflowed when its queue is full."""
-        try:
-            self.queue.put_nowait(message)
-        except asyncio.QueueFull:
-            self.overflowed = True
 
 
 @dataclass(eq=False)
@@ -148,11 +149,14 @@ class LiveHub:
             self.close_boundaries(clock_ms() - grace_ms)
 
     def _deliver(self, tracker: Tracker, messages: Sequence[Message]) -> None:
+        subscribers = tracker.subscribers
         for message in messages:
-            rendered = message_to_proto(message)
-            for subscriber in tracker.subscribers:
-                subscriber.offer(rendered)
-            self.messages_sent += len(tracker.subscribers)
+            data = message_to_proto(message).SerializeToString()
+            live = isinstance(message, Update) and not message.closed
+            key = tracker.key if live else None
+            for subscriber in subscribers:
+                subscriber.offer(data, key)
+            self.messages_sent += len(subscribers)
 
     async def _load(self, tracker: Tracker) -> None:
         symbol, window_ms, step_ms = tracker.key

@@ -80,8 +80,48 @@ def plan_pieces(start_ms: int, end_ms: int, cuts: Sequence[int] = ()) -> list[Pi
     No single bucket of a bucket piece has one of the sorted ``cuts`` strictly inside it, so
     sums up to any cut can be taken from whole buckets plus raw trades.
     """
+    if not cuts:
+        return _plan_uncut(start_ms, end_ms)
     out: list[Piece] = []
     _split(start_ms, end_ms, _COARSEST_FIRST, cuts, out)
+    return out
+
+
+_FINEST_FIRST = (Level.MINUTE, Level.HOUR, Level.DAY)
+
+
+def _plan_uncut(start: int, end: int) -> list[Piece]:
+    """:func:`plan_pieces` without cuts, in closed form (GetVwap's hot path).
+
+    The aligned ranges ``[ceil(start), floor(end))`` of the levels are nested (a day is whole
+    hours, an hour whole minutes), so going from fine to coarse each non-empty range contains
+    the next; the pieces are the left differences, the coarsest range, the right differences.
+    """
+    if start >= end:
+        return []
+    lows = [start]
+    highs = [end]
+    levels = [Level.RAW]
+    for level in _FINEST_FIRST:
+        width = level.value
+        lo = start - start % width
+        if lo < start:
+            lo += width
+        hi = end - end % width
+        if lo >= hi:
+            break
+        lows.append(lo)
+        highs.append(hi)
+        levels.append(level)
+    out: list[Piece] = []
+    top = len(levels) - 1
+    for i in range(top):
+        if lows[i] < lows[i + 1]:
+            out.append(Piece(levels[i], lows[i], lows[i + 1]))
+    out.append(Piece(levels[top], lows[top], highs[top]))
+    for i in range(top - 1, -1, -1):
+        if highs[i + 1] < highs[i]:
+            out.append(Piece(levels[i], highs[i + 1], highs[i]))
     return out
 
 

@@ -9,7 +9,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import psycopg
+
 from tradekit.domain import TimeWindow
+from vwap.batching import WindowBatcher
 from vwap.cache import VwapCache
 from vwap.errors import InvalidRequest, UnknownSymbol
 from vwap.events import DomainEvent, TradeArrived, TradeCorrected, WindowVerified
@@ -48,8 +51,10 @@ class VwapService:
         limits: Limits,
         *,
         clock: Callable[[], int] = wall_clock_ms,
+        batcher: WindowBatcher | None = None,
     ) -> None:
         self._store = store
+        self._batcher = batcher
         self.cache = cache
         self._limits = limits
         self.clock = clock
@@ -75,9 +80,17 @@ class VwapService:
             if cached is not None:
                 return cached
         token = self.cache.token(symbol)
-        read = await self._store.window(
-            symbol, plan_pieces(end_ms - window_ms, end_ms), timeout_ms=timeout_ms
-        )
+        pieces = plan_pieces(end_ms - window_ms, end_ms)
+        try:
+            if self._batcher is not None:
+                read = await self._batcher.read(symbol, pieces, timeout_ms=timeout_ms)
+            else:
+                read = await self._store.window(symbol, pieces, timeout_ms=timeout_ms)
+        except psycopg.DataError as exc:
+            raise InvalidRequest(
+                f"the window [{end_ms - window_ms}, {end_ms}) ms since the epoch cannot be "
+                f"read ({exc.diag.message_primary or exc}): use times between years 1 and 9999"
+            ) from exc
         if not read.known:
             raise UnknownSymbol(f"symbol {symbol} has no trades")
         point = VwapPoint(

@@ -22,6 +22,7 @@ from tradekit.wire import (
 from vwap.convert import point_to_proto, stored_trade_to_proto, summary_to_proto
 from vwap.errors import DeadlinePassed, InvalidRequest, LiveStateUnavailable, UnknownSymbol
 from vwap.live import LiveHub
+from vwap.outbox import OVERFLOWED, Outbox
 from vwap.service import VwapService
 
 log = event_logger("vwap.servicer")
@@ -30,6 +31,7 @@ DEFAULT_WINDOW_MS = 5 * 60_000
 DEFAULT_STEP_MS = 60_000
 
 Context = grpc.aio.ServicerContext[Any, Any]
+SERVICE_NAME = vwap_pb2.DESCRIPTOR.services_by_name["VwapService"].full_name
 
 
 async def _abort(context: Context, exc: Exception) -> NoReturn:
@@ -64,9 +66,11 @@ def _duration(msg: Any, name: str, default_ms: int) -> int:
 class VwapServicer(vwap_pb2_grpc.VwapServiceServicer):
     """Implements trading.v1.VwapService over :class:`VwapService` and :class:`LiveHub`."""
 
-    def __init__(self, service: VwapService, hub: LiveHub) -> None:
+    def __init__(self, service: VwapService, hub: LiveHub, *, outbox: Outbox | None = None) -> None:
         self._service = service
         self._hub = hub
+        #: Send turns shared by every StreamVwap stream.
+        self.outbox = outbox if outbox is not None else Outbox()
 
     async def GetVwap(
         self, request: vwap_pb2.GetVwapRequest, context: Context
@@ -109,10 +113,11 @@ class VwapServicer(vwap_pb2_grpc.VwapServiceServicer):
         for point in points:
             yield vwap_pb2.GetVwapSeriesResponse(point=point_to_proto(point))
 
-    async def StreamVwap(
-        self, request: vwap_pb2.StreamVwapRequest, context: Context
-    ) -> AsyncIterator[vwap_pb2.StreamVwapResponse]:
-        """Live updates, closed points and revisions."""
+    async def StreamVwap(self, request: vwap_pb2.StreamVwapRequest, context: Context) -> None:
+        """Live updates, closed points and revisions, written as pre-serialized
+        ``StreamVwapResponse`` bytes (the hub serializes each message once for all its
+        subscribers; :func:`registration` passes them through unchanged) by the outbox's
+        senders, which share a fixed number of send turns among all streams."""
         try:
             symbols = [symbol_from_proto(s) for s in request.symbols]
             window_ms = _duration(request, "window", DEFAULT_WINDOW_MS)
@@ -124,16 +129,12 @@ class VwapServicer(vwap_pb2_grpc.VwapServiceServicer):
             await _abort(context, exc)
         try:
             async with self._hub.subscribe(symbols, window_ms=window_ms, step_ms=step_ms) as sub:
-                while True:
-                    message = await sub.queue.get()
-                    if sub.overflowed:
-                        await context.abort(
-                            grpc.StatusCode.RESOURCE_EXHAUSTED,
-                            "the client read too slowly and fell behind; reconnect",
-                        )
-                    if message is None:
-                        return
-                    yield message
+                ended = await self.outbox.serve(sub, context.write)
+            if ended == OVERFLOWED:
+                await context.abort(
+                    grpc.StatusCode.RESOURCE_EXHAUSTED,
+                    "the client read too slowly and fell behind; reconnect",
+                )
         except (LiveStateUnavailable, psycopg.Error) as exc:
             await _abort(context, exc)
 
@@ -172,6 +173,37 @@ def registration(servicer: VwapServicer) -> ServiceRegistration:
     """The ServiceRegistration for GrpcServer."""
 
     def add(server: grpc.aio.Server) -> None:
-        vwap_pb2_grpc.add_VwapServiceServicer_to_server(servicer, server)  # type: ignore[no-untyped-call]
+        handlers = {
+            "GetVwap": grpc.unary_unary_rpc_method_handler(
+                servicer.GetVwap,
+                request_deserializer=vwap_pb2.GetVwapRequest.FromString,
+                response_serializer=vwap_pb2.GetVwapResponse.SerializeToString,
+            ),
+            "GetVwapSeries": grpc.unary_stream_rpc_method_handler(
+                servicer.GetVwapSeries,
+                request_deserializer=vwap_pb2.GetVwapSeriesRequest.FromString,
+                response_serializer=vwap_pb2.GetVwapSeriesResponse.SerializeToString,
+            ),
+            # No serializer: grpc writes the bytes the hub serialized once (passthrough).
+            "StreamVwap": grpc.unary_stream_rpc_method_handler(
+                servicer.StreamVwap,
+                request_deserializer=vwap_pb2.StreamVwapRequest.FromString,
+                response_serializer=None,
+            ),
+            "GetTrades": grpc.unary_unary_rpc_method_handler(
+                servicer.GetTrades,
+                request_deserializer=vwap_pb2.GetTradesRequest.FromString,
+                response_serializer=vwap_pb2.GetTradesResponse.SerializeToString,
+            ),
+            "ListSymbols": grpc.unary_unary_rpc_method_handler(
+                servicer.ListSymbols,
+                request_deserializer=vwap_pb2.ListSymbolsRequest.FromString,
+                response_serializer=vwap_pb2.ListSymbolsResponse.SerializeToString,
+            ),
+        }
+        server.add_generic_rpc_handlers(
+            (grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),)
+        )
+        server.add_registered_method_handlers(SERVICE_NAME, handlers)  # type: ignore[attr-defined]
 
-    return ServiceRegistration(vwap_pb2.DESCRIPTOR.services_by_name["VwapService"].full_name, add)
+    return ServiceRegistration(SERVICE_NAME, add)

@@ -40,16 +40,19 @@ def run_quick(name: str, out: Path, database_url: str, nats_url: str) -> dict[st
 def test_fanout_quick_run_delivers_every_update_exactly(
     tmp_path: Path, postgres_server_url: str, nats_url: str
 ) -> None:
-    """Every subscriber got one live update per trade and the brute-force VWAP, in both the
-    baseline and the fan-out run; latencies are reported for both."""
+    """Every trade reached every subscriber of its symbol (conflated or not), in order, and
+    every subscriber ends on the brute-force VWAP, in both the baseline and the fan-out run;
+    latencies of every trade and the conflation ratio are reported."""
     result = run_quick("fanout", tmp_path / "fanout.json", postgres_server_url, nats_url)
     assert set(result["checks"]) == {
         f"{run}_{check}"
         for run in ("baseline", "fanout")
         for check in (
             "all_subscribers_complete",
-            "same_update_count_per_symbol",
-            "one_live_update_per_trade",
+            "every_trade_delivered_to_every_subscriber",
+            "live_updates_in_sequence_order",
+            "at_most_one_live_update_per_trade",
+            "same_closed_point_count_per_symbol",
             "last_live_vwap_equals_brute_force",
         )
     } | {"follower_saw_no_gap"}
@@ -58,6 +61,12 @@ def test_fanout_quick_run_delivers_every_update_exactly(
     fanout = result["runs"]["fanout"]
     assert fanout["client"]["subscribers"] == 50
     assert fanout["client"]["latency_samples"] == 25 * sum(fanout["trades_sent"].values())
+    assert fanout["client"]["undelivered_trades"] == 0
+    due = fanout["client"]["live_updates_due"]
+    assert due == 25 * sum(fanout["trades_sent"].values())
+    delivered = fanout["client"]["live_updates_delivered"]
+    assert 0 < delivered <= due
+    assert result["conflation_ratio"] == round(1 - delivered / due, 4)
     for key in ("p50_ms", "p99_ms", "baseline_p50_ms", "baseline_p99_ms"):
         assert isinstance(result[key], float | int), key
 

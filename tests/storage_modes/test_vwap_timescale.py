@@ -1,7 +1,8 @@
 """GetVwap's window SQL against real TimescaleDB 2.23 (PGlite), checked against a brute force.
 
-The VWAP service's own statement (``vwap.storage._WINDOW_SQL`` fed by ``plan_pieces`` and
-``_piece_params``) runs over the project's TimescaleDB migrations, whose ``trade_buckets_1m/1h/1d``
+The VWAP service's own statements (``vwap.storage._WINDOW_SQL`` fed by ``plan_pieces`` and
+``_piece_params``, and the batched ``_WINDOWS_SQL`` answering every window in one statement)
+run over the project's TimescaleDB migrations, whose ``trade_buckets_1m/1h/1d``
 are hierarchical continuous aggregates with real-time aggregation. For seeded random trades and
 windows (edges at any millisecond, empty windows, one trade, same-millisecond bursts, spans of
 hours and days) notional, volume and trade count must equal a Python ``Decimal`` brute force
@@ -26,7 +27,7 @@ from tests.storage_modes.pglite_params import to_dollar_params
 from tradekit.domain import Trade
 from tradekit.money import VWAP_PRECISION, vwap_quotient
 from vwap.ranges import DAY_MS, HOUR_MS, MINUTE_MS, plan_pieces
-from vwap.storage import _WINDOW_SQL, _piece_params, dt_from_ms
+from vwap.storage import _WINDOW_SQL, _WINDOWS_SQL, _piece_params, _windows_params, dt_from_ms
 
 # Only Node itself is required here: PgliteTimescale installs the pinned npm package on first
 # start (a fresh clone has no node_modules yet when this module is collected).
@@ -168,6 +169,35 @@ def _assert_windows_exact(
     assert checked
 
 
+def _text_array(values: Sequence[str]) -> str:
+    """PostgreSQL's text form of a text array (every element quoted)."""
+    quoted = (v.replace("\\", "\\\\").replace('"', '\\"') for v in values)
+    return "{" + ",".join(f'"{v}"' for v in quoted) + "}"
+
+
+def _assert_batched_windows_exact(
+    db: PgliteTimescale, trades: Sequence[Trade], windows: Sequence[tuple[str, int, int]]
+) -> None:
+    """Every window in ONE batched statement: rows in order, each equal to the brute force
+    (value and scale) and to the single-window statement."""
+    params = _windows_params([(s, plan_pieces(a, b)) for s, a, b in windows])
+    params["symbols"] = _text_array(params["symbols"])
+    sql, args = to_dollar_params(_WINDOWS_SQL, params)
+    rows = db.query(sql, args)
+    assert len(rows) == len(windows)
+    for n, ((symbol, start, end), row) in enumerate(zip(windows, rows, strict=True), start=1):
+        ordinal, notional, volume, count, _verified_until, known = row
+        where = f"{symbol} [{dt_from_ms(start)}, {dt_from_ms(end)})"
+        assert int(str(ordinal)) == n, where
+        assert notional is not None
+        assert volume is not None
+        assert count is not None
+        got = Sums(_scaled(Decimal(notional)), _scaled(Decimal(volume)), int(count))
+        assert got == _brute_force(trades, symbol, start, end), where
+        assert (got, known == "t") == _window_sql(db, symbol, start, end), where
+    assert len({s for s, _, _ in windows}) == len(SYMBOLS)
+
+
 def _assert_windows_cover_the_cases(
     trades: Sequence[Trade], windows: Sequence[tuple[str, int, int]]
 ) -> None:
@@ -240,6 +270,7 @@ def test_window_sql_is_exact_with_real_time_aggregation(timescale: PgliteTimesca
     _insert(timescale, trades)
     assert _materialised_rows(timescale, "trade_buckets_1m") == 0
     _assert_windows_exact(timescale, trades, windows)
+    _assert_batched_windows_exact(timescale, trades, windows)
 
 
 def test_window_sql_is_exact_after_bottom_up_refresh(timescale: PgliteTimescale) -> None:
@@ -252,6 +283,7 @@ def test_window_sql_is_exact_after_bottom_up_refresh(timescale: PgliteTimescale)
     for view in LEVELS:
         assert _materialised_rows(timescale, view) > 0, view
     _assert_windows_exact(timescale, trades, windows)
+    _assert_batched_windows_exact(timescale, trades, windows)
 
 
 @dataclass(frozen=True, slots=True)
@@ -333,3 +365,4 @@ def test_window_sql_is_exact_after_corrections_and_refresh(timescale: PgliteTime
     assert stale
     _refresh(timescale, corrections.times())
     _assert_windows_exact(timescale, corrected, windows)
+    _assert_batched_windows_exact(timescale, corrected, windows)

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from vwap.cache import VwapCache
 from vwap.points import Sums, VwapPoint
 
@@ -70,3 +73,42 @@ def test_cache_is_bounded_least_recently_used_first() -> None:
     cache.invalidate_time("BTC", 27)
     assert cache.get(("BTC", 30, 5)) is None
     assert cache.get(("BTC", 10, 5)) is not None
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["put", "put", "put", "time", "get"]),
+            st.sampled_from(["BTC", "ETH"]),
+            st.integers(-(2**20), 2**20),
+            st.integers(1, 2**18),
+        ),
+        max_size=120,
+    ),
+    st.integers(1, 40),
+)
+def test_the_index_matches_a_brute_force_model(
+    steps: list[tuple[str, str, int, int]], capacity: int
+) -> None:
+    """Any sequence of puts, gets and time invalidations leaves exactly the model's entries."""
+    cache = VwapCache(max_entries=capacity)
+    model: dict[tuple[str, int, int], None] = {}  # insertion-ordered LRU
+    for action, symbol, at, window in steps:
+        key = (symbol, at, window)
+        if action == "put":
+            assert cache.put(_point(at, window, symbol=symbol), cache.token(symbol))
+            model.pop(key, None)
+            model[key] = None
+            while len(model) > capacity:
+                del model[next(iter(model))]
+        elif action == "get":
+            assert (cache.get(key) is not None) == (key in model)
+            if key in model:
+                del model[key]
+                model[key] = None
+        else:
+            cache.invalidate_time(symbol, at)
+            model = {k: None for k in model if not (k[0] == symbol and k[1] - k[2] <= at < k[1])}
+    assert len(cache) == len(model)
+    assert all(cache.get(k) is not None for k in list(model))

@@ -31,10 +31,13 @@ def test_values_are_parsed() -> None:
             "VWAP_PORT": "0",
             "VWAP_GRACE": "250ms",
             "VWAP_MAX_SERIES_POINTS": "50",
+            "VWAP_STREAM_SEND_TURNS": "8",
+            "VWAP_STREAM_STUCK_AFTER": "1s",
         }
     )
     assert (config.max_window_ms, config.cache_min_age_ms, config.port) == (7 * 86_400_000, 2000, 0)
     assert (config.grace_s, config.max_series_points) == (0.25, 50)
+    assert (config.stream_send_turns, config.stream_stuck_after_ms) == (8, 1000)
 
 
 @pytest.mark.parametrize(
@@ -44,9 +47,44 @@ def test_values_are_parsed() -> None:
         ("VWAP_MAX_WINDOW", "0ms"),
         ("LOG_LEVEL", "loud"),
         ("VWAP_CACHE_MIN_AGE", "10"),
+        ("VWAP_STREAM_SEND_TURNS", "0"),
+        ("VWAP_STREAM_STUCK_AFTER", "soon"),
     ],
 )
 def test_bad_values_name_the_variable(name: str, value: str) -> None:
     """A bad value is a ConfigError naming the variable."""
     with pytest.raises(ConfigError, match=name):
         VwapConfig.from_env({name: value})
+
+
+def test_batch_settings_are_parsed() -> None:
+    """The GetVwap batching settings are read from their text forms."""
+    config = VwapConfig.from_env(
+        {
+            "VWAP_BATCH_LANES": "3",
+            "VWAP_BATCH_MAX_WINDOWS": "50",
+            "VWAP_BATCH_WAIT": "2ms",
+            "VWAP_BATCH_FLUSH_AT": "50",
+        }
+    )
+    assert (config.batch_lanes, config.batch_max_windows) == (3, 50)
+    assert (config.batch_wait_ms, config.batch_flush_at) == (2, 50)
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"VWAP_BATCH_LANES": "0"}, "VWAP_BATCH_LANES must be at least 1"),
+        ({"VWAP_BATCH_LANES": "9"}, "VWAP_BATCH_LANES must be at most 8"),
+        ({"VWAP_BATCH_MAX_WINDOWS": "0"}, "VWAP_BATCH_MAX_WINDOWS must be at least 1"),
+        ({"VWAP_BATCH_WAIT": "8"}, "VWAP_BATCH_WAIT must look like"),
+        (
+            {"VWAP_BATCH_MAX_WINDOWS": "10", "VWAP_BATCH_FLUSH_AT": "11"},
+            r"VWAP_BATCH_FLUSH_AT must be at most VWAP_BATCH_MAX_WINDOWS \(10\)",
+        ),
+    ],
+)
+def test_bad_batch_settings_say_what_to_change(env: dict[str, str], message: str) -> None:
+    """A bad batching value is a ConfigError naming the variable and the allowed range."""
+    with pytest.raises(ConfigError, match=message):
+        VwapConfig.from_env(env)

@@ -7,7 +7,17 @@ import itertools
 from hypothesis import given
 from hypothesis import strategies as st
 
-from vwap.ranges import DAY_MS, HOUR_MS, MINUTE_MS, Level, Piece, merge_pieces, plan_pieces
+from vwap.ranges import (
+    _COARSEST_FIRST,
+    DAY_MS,
+    HOUR_MS,
+    MINUTE_MS,
+    Level,
+    Piece,
+    _split,
+    merge_pieces,
+    plan_pieces,
+)
 
 _T0 = 1_700_000_000_000 - 1_700_000_000_000 % DAY_MS
 _times = st.integers(min_value=_T0 - 3 * DAY_MS, max_value=_T0 + 3 * DAY_MS)
@@ -96,3 +106,21 @@ def test_cuts_never_fall_strictly_inside_a_bucket(
             assert all(
                 c % piece.level.value == 0 for c in cuts if piece.start_ms < c < piece.end_ms
             )
+
+
+@given(_times, st.integers(min_value=0, max_value=40 * DAY_MS))
+def test_the_closed_form_plan_equals_the_recursive_split(start: int, length: int) -> None:
+    """Without cuts, plan_pieces (closed form) gives exactly the pieces of the general split."""
+    general: list[Piece] = []
+    _split(start, start + length, _COARSEST_FIRST, (), general)
+    assert plan_pieces(start, start + length) == general
+
+
+@given(st.sampled_from([MINUTE_MS, HOUR_MS, DAY_MS]), st.integers(-3, 3), st.integers(0, 3))
+def test_the_closed_form_plan_at_bucket_edges(width: int, shift: int, buckets: int) -> None:
+    """Windows starting and ending at or next to bucket edges plan like the general split."""
+    start = _T0 + width + shift
+    end = start + buckets * width - shift
+    general: list[Piece] = []
+    _split(start, end, _COARSEST_FIRST, (), general)
+    assert plan_pieces(start, end) == general

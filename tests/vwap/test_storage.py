@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 from collections.abc import AsyncIterator
 from decimal import Decimal
 
@@ -12,8 +13,8 @@ import pytest
 from tests.vwap.support import insert_trades
 from tradekit.domain import Trade
 from vwap.errors import DeadlinePassed
-from vwap.ranges import DAY_MS, plan_pieces
-from vwap.storage import Pool, VwapStore, open_pool
+from vwap.ranges import DAY_MS, HOUR_MS, MINUTE_MS, plan_pieces
+from vwap.storage import Pool, VwapStore, dt_from_ms, open_pool
 
 BASE = 1_700_006_400_000 - 1_700_006_400_000 % DAY_MS  # a UTC midnight in Nov 2023
 
@@ -130,3 +131,52 @@ async def test_window_bounds_are_exact_to_the_millisecond(store_url: str, ts_ms:
     assert hit.sums.count == 1
     assert before.sums.count == 0
     assert after.sums.count == 0
+
+
+def _brute_sums(trades: list[Trade], symbol: str, start: int, end: int) -> tuple[Decimal, ...]:
+    inside = [t for t in trades if t.symbol == symbol and start <= t.ts_ms < end]
+    notional = sum((t.price * t.quantity for t in inside), Decimal(0))
+    volume = sum((t.quantity for t in inside), Decimal(0))
+    return notional, volume, Decimal(len(inside))
+
+
+async def test_many_windows_in_one_statement_equal_the_brute_force(store_url: str) -> None:
+    """windows() answers each window, in order, exactly as a Decimal brute force (with scale)."""
+    rng = random.Random(7)
+    trades = [
+        Trade(
+            rng.choice(("BTC", "ETH")),
+            n,
+            BASE + rng.randrange(-DAY_MS, 2 * DAY_MS),
+            Decimal(rng.randrange(1, 10**6)).scaleb(-rng.randint(0, 6)),
+            Decimal(rng.randrange(1, 10**4)).scaleb(-rng.randint(0, 8)),
+        )
+        for n in range(1, 3001)
+    ]
+    burst = BASE + HOUR_MS
+    trades += [Trade("BTC", 10**6 + k, burst, Decimal("1.50"), Decimal(2)) for k in range(3)]
+    async with await psycopg.AsyncConnection.connect(store_url) as conn:
+        await insert_trades(conn, trades)
+        await conn.execute(
+            "INSERT INTO symbols (symbol, verified_until) VALUES ('BTC', %s), ('SOL', %s)",
+            (dt_from_ms(BASE), dt_from_ms(BASE + 1)),
+        )
+        await conn.commit()
+    windows: list[tuple[str, int, int]] = [("BTC", BASE + HOUR_MS, BASE + HOUR_MS + 1)]
+    for _ in range(150):
+        start = BASE + rng.randrange(-2 * DAY_MS, 3 * DAY_MS)
+        length = rng.randint(1, rng.choice((1000, MINUTE_MS, HOUR_MS, DAY_MS, 3 * DAY_MS)))
+        windows.append((rng.choice(("BTC", "ETH", "SOL", "XRP")), start, start + length))
+    async with open_pool(store_url, min_size=1, max_size=1) as pool:
+        reads = await VwapStore(pool).windows([(s, plan_pieces(a, b)) for s, a, b in windows])
+    assert len(reads) == len(windows)
+    for (symbol, start, end), read in zip(windows, reads, strict=True):
+        expected = _brute_sums(trades, symbol, start, end)
+        got = (read.sums.notional, read.sums.volume, Decimal(read.sums.count))
+        assert got == expected, (symbol, start, end)
+        assert [g.as_tuple().exponent for g in got] == [e.as_tuple().exponent for e in expected]
+        assert read.known == (symbol != "XRP")  # SOL: known from the symbols table only
+        assert read.verified_until_ms == {"BTC": BASE, "SOL": BASE + 1}.get(symbol)
+    assert reads[0].sums.count == 3
+    assert sum(1 for r in reads if r.sums.count == 0) > 10
+    assert max(r.sums.count for r in reads) > 500

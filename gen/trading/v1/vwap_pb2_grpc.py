@@ -98,6 +98,14 @@ class VwapServiceServicer:
     def StreamVwap(self, request, context):
         """StreamVwap streams the live rolling VWAP of each symbol as trades arrive, a closed point at
         every step boundary, and a revision whenever reconciliation changes a closed point.
+
+        Conflation: a live update (closed = false) not yet sent to this subscriber is replaced by a
+        newer live update of the same symbol and step, which moves to the back of the
+        subscriber's queue. The newer point reflects every event the replaced one did, and later
+        ones, so a slow subscriber may skip intermediate live values but always receives the
+        newest one. Closed
+        points and revisions are never conflated or dropped, and messages keep the order in which
+        they were produced (a replacing live update comes after everything produced before it).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -1,0 +1,184 @@
+"""The shared send turns of StreamVwap streams: a cap on writes in flight, one line served
+first come first served, a stuck write losing its turn, and how a stream ends (asserted by
+counts and order; the writes are futures the test completes)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+import grpc
+import pytest
+
+from vwap.outbox import CLOSED, FAILED, OVERFLOWED, Outbox, Outlet
+
+
+async def _settle() -> None:
+    for _ in range(10):
+        await asyncio.sleep(0)
+
+
+class Wire:
+    """Records every write as (stream, message); a held stream's write waits for its gate."""
+
+    def __init__(self) -> None:
+        self.started: list[tuple[str, bytes]] = []
+        self.written: list[tuple[str, bytes]] = []
+        self.gates: dict[tuple[str, bytes], asyncio.Future[None]] = {}
+        self.hold: set[str] = set()
+        self.progress = asyncio.Event()
+
+    def writer(self, name: str) -> Callable[[bytes], Coroutine[Any, Any, None]]:
+        """The write function of stream ``name`` (held streams wait for their gate)."""
+
+        async def write(message: bytes) -> None:
+            self.started.append((name, message))
+            self.progress.set()
+            if name in self.hold:
+                gate = asyncio.get_running_loop().create_future()
+                self.gates[name, message] = gate
+                await gate
+            self.written.append((name, message))
+            self.progress.set()
+
+        return write
+
+
+async def test_no_more_writes_than_turns_are_in_flight() -> None:
+    """With 3 turns and 10 stuck-free but slow streams, 3 writes are in flight at a time and
+    the streams are served in the order they joined the line."""
+    outbox = Outbox(turns=3, stuck_after_s=3600)
+    wire = Wire()
+    names = [f"s{n}" for n in range(10)]
+    wire.hold = set(names)
+    outlets = {name: Outlet(max_pending=100) for name in names}
+    async with asyncio.TaskGroup() as tasks:
+        serving = [tasks.create_task(outbox.serve(outlets[n], wire.writer(n))) for n in names]
+        await _settle()
+        for name in names:
+            outlets[name].offer(name.encode())
+            outlets[name].offer(None)
+        await _settle()
+        assert [s for s, _ in wire.started] == ["s0", "s1", "s2"]
+        assert (outbox.in_flight, outbox.waiting) == (3, 7)
+        for name in names:
+            wire.gates[name, name.encode()].set_result(None)
+            await _settle()
+            assert outbox.in_flight <= 3
+    assert [s for s, _ in wire.started] == names
+    assert [s.result() for s in serving] == [CLOSED] * 10
+    await outbox.aclose()
+
+
+async def test_each_turn_sends_one_message_then_the_stream_goes_to_the_back() -> None:
+    """Two streams with three closed points each alternate, each in its own order."""
+    outbox = Outbox(turns=1, stuck_after_s=3600)
+    wire = Wire()
+    a, b = Outlet(max_pending=100), Outlet(max_pending=100)
+    for n in range(3):
+        a.offer(b"a%d" % n)
+        b.offer(b"b%d" % n)
+    a.offer(None)
+    b.offer(None)
+    async with asyncio.TaskGroup() as tasks:
+        done_a = tasks.create_task(outbox.serve(a, wire.writer("a")))
+        done_b = tasks.create_task(outbox.serve(b, wire.writer("b")))
+    assert [m for _, m in wire.written] == [b"a0", b"b0", b"a1", b"b1", b"a2", b"b2"]
+    assert (done_a.result(), done_b.result()) == (CLOSED, CLOSED)
+
+
+async def test_a_stuck_write_loses_its_turn_and_the_others_are_all_served() -> None:
+    """One turn, one client that never reads: the other 20 streams all get their messages
+    while it is stuck; it keeps its queue (conflated to the newest live point) and gets it
+    once its write completes."""
+    errors: list[dict[str, Any]] = []
+    asyncio.get_running_loop().set_exception_handler(lambda _, context: errors.append(context))
+    outbox = Outbox(turns=1, stuck_after_s=0.01)
+    wire = Wire()
+    wire.hold = {"stuck"}
+    stuck = Outlet(max_pending=100)
+    others = {f"s{n}": Outlet(max_pending=100) for n in range(20)}
+    async with asyncio.TaskGroup() as tasks:
+        stuck_done = tasks.create_task(outbox.serve(stuck, wire.writer("stuck")))
+        stuck.offer(b"live-1", "BTC")
+        await _settle()
+        assert wire.started == [("stuck", b"live-1")]
+        for n, (name, outlet) in enumerate(others.items()):
+            tasks.create_task(outbox.serve(outlet, wire.writer(name)))
+            outlet.offer(b"%d" % n)
+            outlet.offer(None)
+        stuck.offer(b"live-2", "BTC")
+        stuck.offer(b"live-3", "BTC")
+        while len(wire.written) < 20:
+            wire.progress.clear()
+            await wire.progress.wait()
+        assert [s for s, _ in wire.written] == list(others)
+        assert outbox.revoked == 1
+        wire.hold.clear()
+        wire.gates["stuck", b"live-1"].set_result(None)
+        stuck.offer(None)
+    assert [m for s, m in wire.written if s == "stuck"] == [b"live-1", b"live-3"]
+    assert stuck_done.result() == CLOSED
+    assert errors == []
+
+
+async def test_no_more_stuck_writes_than_turns_are_set_aside() -> None:
+    """When the replacement's write gets stuck too (every write is slow), it keeps its turn:
+    stuck writes never pile up beyond the turns, and the line moves on once one completes."""
+    outbox = Outbox(turns=1, stuck_after_s=0.01)
+    wire = Wire()
+    wire.hold = {"a", "b"}
+    outlets = {name: Outlet(max_pending=10) for name in ("a", "b", "c")}
+    async with asyncio.TaskGroup() as tasks:
+        for name, outlet in outlets.items():
+            tasks.create_task(outbox.serve(outlet, wire.writer(name)))
+        await _settle()
+        for outlet in outlets.values():
+            outlet.offer(b"x")
+        while len(wire.started) < 2:
+            wire.progress.clear()
+            await wire.progress.wait()
+        for _ in range(5):  # several expiry periods pass
+            await asyncio.sleep(0.01)
+        assert [s for s, _ in wire.started] == ["a", "b"]
+        assert outbox.revoked == 1
+        assert wire.written == []
+        wire.gates["a", b"x"].set_result(None)
+        await _settle()
+        assert [s for s, _ in wire.written] == ["a"]  # b still holds the only turn
+        wire.gates["b", b"x"].set_result(None)
+        for outlet in outlets.values():
+            outlet.offer(None)
+    assert [s for s, _ in wire.written] == ["a", "b", "c"]
+    assert outbox.revoked == 1
+
+
+async def test_a_stream_ends_overflowed_or_failed() -> None:
+    """Too many pending messages end a stream as overflowed; a gRPC error from a write ends
+    it as failed without stopping the other streams."""
+    outbox = Outbox(turns=1, stuck_after_s=3600)
+    wire = Wire()
+    flood = Outlet(max_pending=2)
+    for n in range(3):
+        flood.offer(b"%d" % n)
+
+    async def broken(message: bytes) -> None:
+        raise grpc.aio.UsageError("the call is over")
+
+    gone, fine = Outlet(max_pending=10), Outlet(max_pending=10)
+    gone.offer(b"x")
+    fine.offer(b"y")
+    fine.offer(None)
+    async with asyncio.TaskGroup() as tasks:
+        flooded = tasks.create_task(outbox.serve(flood, wire.writer("flood")))
+        failed = tasks.create_task(outbox.serve(gone, broken))
+        closed = tasks.create_task(outbox.serve(fine, wire.writer("fine")))
+    assert (flooded.result(), failed.result(), closed.result()) == (OVERFLOWED, FAILED, CLOSED)
+    assert wire.written == [("fine", b"y")]
+
+
+def test_at_least_one_turn() -> None:
+    """Zero turns would block every stream forever."""
+    with pytest.raises(ValueError, match="turns"):
+        Outbox(turns=0)
