@@ -21,6 +21,7 @@ import contextlib
 import os
 import signal
 import sys
+import threading
 
 import psycopg
 
@@ -36,7 +37,19 @@ from tradekit.tasks import cancel_and_wait
 log = event_logger("processor.relay_worker")
 
 REPORT_INTERVAL_S = 0.05
+#: Longest graceful stop (the relay's drain is bounded by 5 s, closing NATS by 5 s more).
+STOP_BOUND_S = 15.0
+STOP_HUNG_STATUS = 3
 RELAY_LOCK_SQL = "SELECT pg_advisory_lock(hashtextextended('event-relay', 0))"
+
+
+def _exit_if_stop_hangs() -> None:
+    """Exit hard if the graceful stop takes longer than ``STOP_BOUND_S`` (a thread, so even a
+    stuck event loop cannot keep an orphaned worker alive). Nothing is lost: the next relay
+    recovers what this one published without recording it."""
+    timer = threading.Timer(STOP_BOUND_S, os._exit, args=(STOP_HUNG_STATUS,))
+    timer.daemon = True
+    timer.start()
 
 
 def _say(line: str) -> None:
@@ -104,6 +117,7 @@ async def run(config: ProcessorConfig) -> None:
                     _say(f"ready {relay.published_seq}")
                     reporter = asyncio.create_task(_report(relay), name="relay-report")
                     await _stop_requested()
+                    _exit_if_stop_hangs()
             finally:
                 await cancel_and_wait(reporter)
             _say(f"published {relay.published_seq}")
