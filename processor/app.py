@@ -70,7 +70,9 @@ async def run_processor(config: ProcessorConfig) -> AsyncIterator[RunningProcess
     async with contextlib.AsyncExitStack() as stack:
         pool = await stack.enter_async_context(open_pool(config.database_url, max_size=12))
         watcher = await stack.enter_async_context(HeadWatcher(config.database_url))
-        await stack.enter_async_context(RelayProcess(config=config, counters=counters))
+        await stack.enter_async_context(
+            RelayProcess(config=config, counters=counters, watcher=watcher)
+        )
         reconciler = await stack.enter_async_context(
             Reconciler(
                 pool=pool,

@@ -4,8 +4,11 @@ An async context manager: entering starts the worker and waits until it has reco
 position; while inside, a supervisor task follows the worker's progress lines into the
 processor's counters and restarts the worker (after ``restart_delay_s``) whenever it exits,
 logging why; leaving asks it to stop gracefully (SIGTERM and end of its stdin), waits up to
-``stop_timeout_s``, then kills it. A killed or crashed worker loses nothing: the next one
-recovers from ``event_relay`` and the stream's tail, exactly once (see :mod:`processor.relay`).
+``stop_timeout_s``, then kills it. Given the processor's :class:`HeadWatcher`, a second task
+kills a worker that is alive but has made no progress for ``stall_timeout_s`` while events wait
+(hung, not crashed), and the supervisor starts a new one. A killed or crashed worker loses
+nothing: the next one recovers from ``event_relay`` and the stream's tail, exactly once (see
+:mod:`processor.relay`).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from collections.abc import Mapping
 from types import TracebackType
 
 from processor.config import ProcessorConfig
+from processor.head_watch import HeadWatcher
 from processor.relay import RelayError
 from processor.stats import ProcessorCounters
 from tradekit.logs import event_logger
@@ -51,20 +55,29 @@ class RelayProcess:
         ready_timeout_s: float = 120.0,
         stop_timeout_s: float = 8.0,
         restart_delay_s: float = 1.0,
+        watcher: HeadWatcher | None = None,
+        stall_timeout_s: float = 60.0,
     ) -> None:
         self._env = worker_environment(config, os.environ)
         self._counters = counters
         self._ready_timeout_s = ready_timeout_s
         self._stop_timeout_s = stop_timeout_s
         self._restart_delay_s = restart_delay_s
+        self._watcher = watcher
+        self._stall_timeout_s = stall_timeout_s
         self._proc: asyncio.subprocess.Process | None = None
         self._supervisor: asyncio.Task[None] | None = None
+        self._stall_watch: asyncio.Task[None] | None = None
+        #: Loop time of the current worker's start or last progress.
+        self._progress_at = 0.0
         #: The position when the first worker was ready.
         self._initial: int | None = None
         #: The relay's position (last event sequence JetStream holds, as last reported).
         self.published_seq = 0
         #: Workers started (1 + restarts).
         self.starts = 0
+        #: Workers killed for making no progress while events waited.
+        self.stalls = 0
 
     @property
     def pid(self) -> int | None:
@@ -74,6 +87,10 @@ class RelayProcess:
     async def __aenter__(self) -> RelayProcess:
         await self._start()
         self._supervisor = asyncio.create_task(self._supervise(), name="relay-supervisor")
+        if self._watcher is not None:
+            self._stall_watch = asyncio.create_task(
+                self._watch_stalls(self._watcher), name="relay-stall-watch"
+            )
         return self
 
     async def __aexit__(
@@ -82,6 +99,8 @@ class RelayProcess:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        stall_watch, self._stall_watch = self._stall_watch, None
+        await cancel_and_wait(stall_watch)
         task, self._supervisor = self._supervisor, None
         await cancel_and_wait(task)
         await self._stop()
@@ -98,6 +117,7 @@ class RelayProcess:
         )
         self._proc = proc
         self.starts += 1
+        self._progress_at = asyncio.get_running_loop().time()
         try:
             async with asyncio.timeout(self._ready_timeout_s):
                 while True:
@@ -128,7 +148,9 @@ class RelayProcess:
         """The worker reported its position: every event up to it is in JetStream."""
         if self._initial is None:
             self._initial = position
-        self.published_seq = max(self.published_seq, position)
+        if position > self.published_seq:
+            self.published_seq = position
+            self._progress_at = asyncio.get_running_loop().time()
         self._counters.events_published = self.published_seq - self._initial
 
     async def _supervise(self) -> None:
@@ -146,6 +168,34 @@ class RelayProcess:
                 await self._start()
             except (RelayError, TimeoutError, OSError) as exc:
                 log.error("relay_worker_start_failed", error=repr(exc))
+
+    async def _watch_stalls(self, watcher: HeadWatcher) -> None:
+        """Kill a worker that is alive but stuck: events wait beyond its position and it has
+        not advanced for ``stall_timeout_s`` (the supervisor then starts a new one, which
+        recovers exactly once)."""
+        loop = asyncio.get_running_loop()
+        period = min(1.0, self._stall_timeout_s / 4)
+        while True:
+            await asyncio.sleep(period)
+            proc = self._proc
+            if proc is None or proc.returncode is not None:
+                continue
+            if watcher.head <= self.published_seq:
+                self._progress_at = loop.time()  # nothing waits: not stuck
+                continue
+            if loop.time() - self._progress_at < self._stall_timeout_s:
+                continue
+            self.stalls += 1
+            log.error(
+                "relay_worker_stalled",
+                pid=proc.pid,
+                position=self.published_seq,
+                head=watcher.head,
+                stalled_s=round(loop.time() - self._progress_at, 1),
+            )
+            with contextlib.suppress(ProcessLookupError):  # it exited meanwhile
+                proc.kill()
+            self._progress_at = loop.time()
 
     async def _stop(self) -> None:
         """Ask the worker to stop, read its last progress lines, kill it after the bound."""

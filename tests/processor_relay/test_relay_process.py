@@ -15,6 +15,7 @@ import pytest
 
 from processor.config import SETTINGS, ProcessorConfig
 from processor.db import Pool, open_pool
+from processor.head_watch import HeadWatcher
 from processor.relay_process import WORKER_MODULE, RelayProcess, worker_environment
 from processor.schema import migrate
 from processor.stats import ProcessorCounters
@@ -80,6 +81,59 @@ async def test_a_killed_worker_is_restarted_and_nothing_is_published_twice(
         assert relay.pid != first_pid
     assert await _stream_sequences(nats_url, stream) == list(range(1, total + 1))
     assert counters.events_published == total
+
+
+async def test_a_hung_worker_is_replaced_and_nothing_is_published_twice(
+    pool: Pool, database_url: str, nats_url: str, stream_name: str
+) -> None:
+    """A worker frozen (SIGSTOP: alive, no progress) while events wait is killed after the stall
+    timeout and a new one publishes the rest: every event once, in order."""
+    counters = ProcessorCounters()
+    async with (
+        HeadWatcher(database_url) as watcher,
+        RelayProcess(
+            config=_config(database_url, nats_url, stream_name),
+            counters=counters,
+            restart_delay_s=0.1,
+            watcher=watcher,
+            stall_timeout_s=3.0,
+        ) as relay,
+    ):
+        await append_trade_events(pool, 30)
+        await _until(lambda: relay.published_seq == 30, "the first events")
+        starts, stalls = relay.starts, relay.stalls
+        frozen = relay.pid
+        assert frozen is not None
+        os.kill(frozen, signal.SIGSTOP)
+        await append_trade_events(pool, 30)
+        await _until(lambda: relay.published_seq == 60, "the takeover")
+        assert (relay.starts, relay.stalls) == (starts + 1, stalls + 1)
+        assert relay.pid != frozen
+    with pytest.raises(ProcessLookupError):
+        os.kill(frozen, 0)
+    assert await _stream_sequences(nats_url, stream_name) == list(range(1, 61))
+    assert counters.events_published == 60
+
+
+async def test_an_idle_worker_is_not_taken_for_a_hung_one(
+    pool: Pool, database_url: str, nats_url: str, stream_name: str
+) -> None:
+    """No event waiting: a worker that publishes nothing for longer than the stall timeout is
+    left alone."""
+    async with (
+        HeadWatcher(database_url) as watcher,
+        RelayProcess(
+            config=_config(database_url, nats_url, stream_name),
+            counters=ProcessorCounters(),
+            watcher=watcher,
+            stall_timeout_s=1.0,
+        ) as relay,
+    ):
+        await append_trade_events(pool, 5)
+        await _until(lambda: relay.published_seq == 5, "the events")
+        pid, starts, stalls = relay.pid, relay.starts, relay.stalls
+        await asyncio.sleep(3.0)  # three stall timeouts with nothing to publish
+        assert (relay.pid, relay.starts, relay.stalls) == (pid, starts, stalls)
 
 
 async def test_a_graceful_stop_publishes_everything_committed(
