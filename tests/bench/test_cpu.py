@@ -3,8 +3,10 @@ line carries, and only processes below the benchmark count."""
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
+from collections.abc import Iterator
 
 from bench.cpu import cpu_by_component, cpu_used
 
@@ -18,21 +20,29 @@ BURN = (
 )
 
 
-def test_a_child_s_cpu_is_counted_under_its_component() -> None:
-    before = cpu_by_component()
+@contextlib.contextmanager
+def _burning_child(seconds: float) -> Iterator[subprocess.Popen[bytes]]:
+    """A child whose command line says ``simulator``, once it has burnt ``seconds`` of CPU; it
+    stays alive (idle) until the block ends."""
     child = subprocess.Popen(
-        [sys.executable, "-c", BURN, "0.3", "simulator"],
+        [sys.executable, "-c", BURN, str(seconds), "simulator"],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
     )
     try:
         assert child.stdout is not None
         assert child.stdout.readline() == b"done\n"
-        used = cpu_used(before, cpu_by_component())
+        yield child
     finally:
         assert child.stdin is not None
         child.stdin.close()
         child.wait(10)
+
+
+def test_a_child_s_cpu_is_counted_under_its_component() -> None:
+    before = cpu_by_component()
+    with _burning_child(0.3):
+        used = cpu_used(before, cpu_by_component())
     assert used["simulator"] >= 0.29
     assert "postgres" not in used
     assert "benchmark_process" in cpu_by_component()
@@ -40,20 +50,9 @@ def test_a_child_s_cpu_is_counted_under_its_component() -> None:
 
 def test_a_process_outside_the_tree_is_not_counted() -> None:
     """A process started by this one but looked at from another root is not in that tree."""
-    child = subprocess.Popen(
-        [sys.executable, "-c", BURN, "0.2", "simulator"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-    )
-    try:
-        assert child.stdout is not None
-        assert child.stdout.readline() == b"done\n"
+    with _burning_child(0.2) as child:
         from_child = cpu_by_component(child.pid)
         from_here = cpu_by_component()
-    finally:
-        assert child.stdin is not None
-        child.stdin.close()
-        child.wait(10)
     assert set(from_child) == {"benchmark_process"}
     assert from_child["benchmark_process"] >= 0.19
     assert from_here["simulator"] >= 0.19

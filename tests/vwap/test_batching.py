@@ -4,6 +4,7 @@ own answer or error, cancellation that spares the others, and a clean shutdown."
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable
 from decimal import Decimal
@@ -95,17 +96,25 @@ async def _eventually(check: Callable[[], Awaitable[bool]], what: str) -> None:
     raise AssertionError(f"never happened: {what}")
 
 
-def _lock_waiters(conn: psycopg.AsyncConnection[Any]) -> Callable[[int], Awaitable[bool]]:
-    async def count_is(expected: int) -> bool:
-        cur = await conn.execute(
-            "SELECT count(*) FROM pg_stat_activity"
-            " WHERE datname = current_database() AND wait_event_type = 'Lock'"
-        )
-        row = await cur.fetchone()
-        assert row is not None
-        return int(row[0]) == expected
+@contextlib.asynccontextmanager
+async def _trades_locked(
+    store_url: str,
+) -> AsyncIterator[tuple[psycopg.AsyncConnection[Any], Callable[[int], Awaitable[bool]]]]:
+    """A connection holding an exclusive lock on ``trades`` (statements wait on it until its
+    ``rollback()``) and a probe: are exactly ``n`` sessions waiting on a lock?"""
+    async with await psycopg.AsyncConnection.connect(store_url) as locker:
 
-    return count_is
+        async def count_is(expected: int) -> bool:
+            cur = await locker.execute(
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            )
+            row = await cur.fetchone()
+            assert row is not None
+            return int(row[0]) == expected
+
+        await locker.execute("LOCK TABLE trades IN ACCESS EXCLUSIVE MODE")
+        yield locker, count_is
 
 
 def _read(batcher: WindowBatcher, window: tuple[str, int, int], **kw: Any) -> Any:
@@ -164,10 +173,8 @@ async def test_a_cancelled_caller_does_not_cancel_the_statement_of_the_others(
     limits = BatchLimits(lanes=1, max_windows=100, max_wait_s=NEVER, flush_at=3)
     async with (
         WindowBatcher(VwapStore(pool), limits) as batcher,
-        await psycopg.AsyncConnection.connect(store_url) as locker,
+        _trades_locked(store_url) as (locker, waiters),
     ):
-        waiters = _lock_waiters(locker)
-        await locker.execute("LOCK TABLE trades IN ACCESS EXCLUSIVE MODE")
         callers = [asyncio.create_task(_read(batcher, w)) for w in windows]
         await _eventually(lambda: waiters(1), "the statement waits on the lock")
         callers[0].cancel()
@@ -189,10 +196,8 @@ async def test_the_statement_is_cancelled_when_every_caller_left(
     limits = BatchLimits(lanes=1, max_windows=100, max_wait_s=NEVER, flush_at=2)
     async with (
         WindowBatcher(VwapStore(pool), limits) as batcher,
-        await psycopg.AsyncConnection.connect(store_url) as locker,
+        _trades_locked(store_url) as (locker, waiters),
     ):
-        waiters = _lock_waiters(locker)
-        await locker.execute("LOCK TABLE trades IN ACCESS EXCLUSIVE MODE")
         callers = [asyncio.create_task(_read(batcher, w)) for w in windows[:2]]
         await _eventually(lambda: waiters(1), "the statement waits on the lock")
         for caller in callers:
@@ -211,10 +216,8 @@ async def test_a_passed_deadline_fails_its_caller_only(pool: Pool, store_url: st
     limits = BatchLimits(lanes=1, max_windows=100, max_wait_s=NEVER, flush_at=2)
     async with (
         WindowBatcher(VwapStore(pool), limits) as batcher,
-        await psycopg.AsyncConnection.connect(store_url) as locker,
+        _trades_locked(store_url) as (locker, waiters),
     ):
-        waiters = _lock_waiters(locker)
-        await locker.execute("LOCK TABLE trades IN ACCESS EXCLUSIVE MODE")
         hurried = asyncio.create_task(_read(batcher, windows[0], timeout_ms=300))
         patient = asyncio.create_task(_read(batcher, windows[1], timeout_ms=60_000))
         with pytest.raises(DeadlinePassed):
@@ -231,9 +234,7 @@ async def test_close_fails_waiting_callers_and_leaves_no_task(pool: Pool, store_
     before = asyncio.all_tasks()
     batcher = WindowBatcher(VwapStore(pool), BatchLimits(lanes=2, max_wait_s=NEVER, flush_at=2))
     batcher.start()
-    async with await psycopg.AsyncConnection.connect(store_url) as locker:
-        waiters = _lock_waiters(locker)
-        await locker.execute("LOCK TABLE trades IN ACCESS EXCLUSIVE MODE")
+    async with _trades_locked(store_url) as (locker, waiters):
         callers = [asyncio.create_task(_read(batcher, w)) for w in windows]
         await _eventually(lambda: waiters(1), "the statement waits on the lock")
         await batcher.close()
