@@ -66,12 +66,29 @@ async def test_429_waits_at_least_retry_after(harness: Any) -> None:
         assert elapsed >= 1.0
 
 
+def first_seed_with_late_slow_answers(rates: Any, after: int, until: int, at_least: int) -> int:
+    """The first seed whose plan has ``at_least`` slow answers among requests ``after..until``.
+
+    The proxy only hedges once it has latency samples, so the slow answers must come after the
+    first ``after`` requests; a fixed seed makes the count independent of the machine's load.
+    """
+    for seed in range(10_000):
+        plan = RestFaultPlan(rates, seed)
+        delays = [plan.next().delay_ms for _ in range(until)]
+        if sum(1 for delay in delays[after:] if delay >= rates.slow_ms) >= at_least:
+            return seed
+    raise AssertionError("no seed found")
+
+
 async def test_slow_requests_are_hedged_and_hedges_win(harness: Any) -> None:
-    """With a heavy latency tail, requests past p95 are hedged, hedges win, windows stay exact."""
-    changes = {"latency_median_ms": 5.0, "latency_sigma": 1.5, "slow_rate": 0.0, "slow_ms": 0.0}
+    """Requests far past p95 are hedged, hedges answer first, windows stay exact."""
+    changes = {"latency_median_ms": 5.0, "latency_sigma": 0.3, "slow_rate": 0.04, "slow_ms": 2000.0}
+    rates = harness.sim_rest_faults("clean", **changes)
+    seed = first_seed_with_late_slow_answers(rates, after=40, until=120, at_least=4)
+    proxy_settings = {"PROXY_HEDGE_BUDGET": "50", "PROXY_ATTEMPT_TIMEOUT_CEILING": "10s"}
     async with (
-        harness.sim("clean", seed=7, **changes) as sim,
-        harness.proxy(sim.url, PROXY_HEDGE_BUDGET="50", PROXY_ATTEMPT_TIMEOUT_CEILING="5s") as stub,
+        harness.sim("clean", seed=seed, **changes) as sim,
+        harness.proxy(sim.url, **proxy_settings) as stub,
     ):
 
         async def fetch_and_check(start: int) -> None:
