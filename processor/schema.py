@@ -92,10 +92,13 @@ async def _detect_mode(conn: Connection, requested: str) -> StorageMode:
     return StorageMode.TIMESCALE if licensed else StorageMode.PLAIN
 
 
-async def migrate(conninfo: str, requested: str = "auto") -> StorageMode:
+async def migrate(
+    conninfo: str, requested: str = "auto", *, directory: Path = MIGRATIONS_DIR
+) -> StorageMode:
     """Apply pending migrations to the database at ``conninfo``; return the storage mode.
 
-    ``requested`` is ``auto``, ``timescale`` or ``plain``. Idempotent.
+    ``requested`` is ``auto``, ``timescale`` or ``plain``. Idempotent. ``directory`` holds the
+    migration files (tests use an older subset to check upgrades).
     """
     if requested not in ("auto", "timescale", "plain"):
         raise MigrationError(f"STORAGE_MODE must be auto, timescale or plain, got {requested!r}")
@@ -117,7 +120,7 @@ async def migrate(conninfo: str, requested: str = "auto") -> StorageMode:
                 )
         else:
             mode = await _detect_mode(conn, requested)
-        for migration in migrations_for(mode):
+        for migration in migrations_for(mode, directory):
             if migration.version in applied:
                 continue
             await conn.execute(migration.sql.encode())

@@ -1,8 +1,9 @@
 """Split a millisecond range into raw-trade edges and whole UTC buckets (pure).
 
 ``plan_pieces(start, end)`` covers ``[start, end)`` exactly with the coarsest buckets that fit:
-whole days inside, then whole hours, then whole minutes, then raw milliseconds at the edges.
-Buckets are aligned to the Unix epoch in UTC, which is the alignment of the aggregates.
+whole days inside, then whole hours, then whole minutes, then whole 10-second buckets, then raw
+milliseconds at the edges (so a window reads at most 2 x 10 s of raw trades). Buckets are
+aligned to the Unix epoch in UTC, which is the alignment of the aggregates.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import enum
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+TEN_SECONDS_MS = 10_000
 MINUTE_MS = 60_000
 HOUR_MS = 3_600_000
 DAY_MS = 86_400_000
@@ -21,12 +23,15 @@ class Level(enum.Enum):
     """Where the sums of a piece come from; the value is the bucket width in ms (0: raw)."""
 
     RAW = 0
+    TEN_SECONDS = TEN_SECONDS_MS
     MINUTE = MINUTE_MS
     HOUR = HOUR_MS
     DAY = DAY_MS
 
 
-_COARSEST_FIRST = (Level.DAY, Level.HOUR, Level.MINUTE)
+_COARSEST_FIRST = (Level.DAY, Level.HOUR, Level.MINUTE, Level.TEN_SECONDS)
+#: The finest bucket level: raw trades are read only inside buckets of this width.
+FINEST = Level.TEN_SECONDS
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,15 +92,16 @@ def plan_pieces(start_ms: int, end_ms: int, cuts: Sequence[int] = ()) -> list[Pi
     return out
 
 
-_FINEST_FIRST = (Level.MINUTE, Level.HOUR, Level.DAY)
+_FINEST_FIRST = (Level.TEN_SECONDS, Level.MINUTE, Level.HOUR, Level.DAY)
 
 
 def _plan_uncut(start: int, end: int) -> list[Piece]:
     """:func:`plan_pieces` without cuts, in closed form (GetVwap's hot path).
 
     The aligned ranges ``[ceil(start), floor(end))`` of the levels are nested (a day is whole
-    hours, an hour whole minutes), so going from fine to coarse each non-empty range contains
-    the next; the pieces are the left differences, the coarsest range, the right differences.
+    hours, an hour whole minutes, a minute whole 10-second buckets), so going from fine to
+    coarse each non-empty range contains the next; the pieces are the left differences, the
+    coarsest range, the right differences.
     """
     if start >= end:
         return []

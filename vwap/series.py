@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from vwap.errors import InvalidRequest
 from vwap.points import Sums
-from vwap.ranges import MINUTE_MS, Level, Piece, merge_pieces, plan_pieces
+from vwap.ranges import FINEST, Level, Piece, merge_pieces, plan_pieces
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,14 +31,14 @@ class Atom:
 class SeriesPlan:
     """What to read for a series.
 
-    ``pieces`` cover the union of the windows. A minute cut by window bounds is read as its
-    bucket *and* its raw trades before its last cut (``split_minutes``: minute start → last
-    cut), so a series with unaligned end times reads well under a minute of raw trades per
+    ``pieces`` cover the union of the windows. A finest bucket (10 s) cut by window bounds is
+    read as its bucket *and* its raw trades before its last cut (``split_buckets``: bucket
+    start → last cut), so a series with unaligned end times reads under 10 s of raw trades per
     point instead of every raw trade.
     """
 
     pieces: list[Piece]
-    split_minutes: dict[int, int]
+    split_buckets: dict[int, int]
 
 
 def series_end_times(start_ms: int, end_ms: int, step_ms: int, max_points: int) -> range:
@@ -61,7 +61,7 @@ def series_end_times(start_ms: int, end_ms: int, step_ms: int, max_points: int) 
 
 def series_plan(ends: Sequence[int], window_ms: int) -> SeriesPlan:
     """The plan covering every window ``[E - window, E)`` of ``ends`` (sorted): the union of
-    the windows in the coarsest buckets no window bound cuts, split minutes, raw edges."""
+    the windows in the coarsest buckets no window bound cuts, split buckets, raw edges."""
     cuts = sorted({e for e in ends} | {e - window_ms for e in ends})
     covered: list[tuple[int, int]] = []
     for end in ends:
@@ -72,15 +72,14 @@ def series_plan(ends: Sequence[int], window_ms: int) -> SeriesPlan:
             covered.append((start, end))
     pieces: list[Piece] = []
     splits: dict[int, int] = {}
+    width = FINEST.value
     for start, end in covered:
         for piece in plan_pieces(start, end, cuts):
-            whole_minute = piece.start_ms % MINUTE_MS == 0 and (
-                piece.end_ms == piece.start_ms + MINUTE_MS
-            )
-            if piece.level is Level.RAW and whole_minute:
+            whole_bucket = piece.start_ms % width == 0 and piece.end_ms == piece.start_ms + width
+            if piece.level is Level.RAW and whole_bucket:
                 last_cut = cuts[bisect.bisect_left(cuts, piece.end_ms) - 1]
                 splits[piece.start_ms] = last_cut
-                pieces.append(Piece(Level.MINUTE, piece.start_ms, piece.end_ms))
+                pieces.append(Piece(FINEST, piece.start_ms, piece.end_ms))
                 pieces.append(Piece(Level.RAW, piece.start_ms, last_cut))
             else:
                 pieces.append(piece)
@@ -94,15 +93,15 @@ def series_sums(
     flat: list[tuple[int, Sums]] = []
     split_rest: dict[int, Sums] = {}
     for atom in atoms:
-        if atom.level is Level.MINUTE and atom.key_ms in plan.split_minutes:
+        if atom.level is FINEST and atom.key_ms in plan.split_buckets:
             split_rest[atom.key_ms] = split_rest.get(atom.key_ms, Sums()) + atom.sums
         else:
             flat.append((atom.key_ms, atom.sums))
     flat.sort(key=lambda item: item[0])
     keys = [k for k, _ in flat]
-    for minute, total in split_rest.items():
-        last_cut = plan.split_minutes[minute]
-        lo, hi = bisect.bisect_left(keys, minute), bisect.bisect_left(keys, last_cut)
+    for bucket, total in split_rest.items():
+        last_cut = plan.split_buckets[bucket]
+        lo, hi = bisect.bisect_left(keys, bucket), bisect.bisect_left(keys, last_cut)
         before = Sums()
         for _, sums in flat[lo:hi]:
             before = before + sums

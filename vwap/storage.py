@@ -161,6 +161,10 @@ WITH r AS (
     FROM trade_buckets_1m b JOIN r ON r.level = 60000 AND b.bucket >= r.s AND b.bucket < r.e
     WHERE b.symbol = %(symbol)s
     UNION ALL
+    SELECT b.bucket, b.notional, b.volume, b.trade_count, r.level
+    FROM trade_buckets_10s b JOIN r ON r.level = 10000 AND b.bucket >= r.s AND b.bucket < r.e
+    WHERE b.symbol = %(symbol)s
+    UNION ALL
     SELECT t.ts, t.price * t.quantity, t.quantity, 1, r.level
     FROM trades t JOIN r ON r.level = 0 AND t.ts >= r.s AND t.ts < r.e
     WHERE t.symbol = %(symbol)s
@@ -217,6 +221,9 @@ CROSS JOIN LATERAL (
         UNION ALL
         SELECT b.notional, b.volume, b.trade_count FROM trade_buckets_1m b
         WHERE p.level = 60000 AND b.symbol = w.symbol AND b.bucket >= r.s AND b.bucket < r.e
+        UNION ALL
+        SELECT b.notional, b.volume, b.trade_count FROM trade_buckets_10s b
+        WHERE p.level = 10000 AND b.symbol = w.symbol AND b.bucket >= r.s AND b.bucket < r.e
         UNION ALL
         SELECT t.price * t.quantity, t.quantity, 1 FROM trades t
         WHERE p.level = 0 AND t.symbol = w.symbol AND t.ts >= r.s AND t.ts < r.e

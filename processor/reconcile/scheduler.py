@@ -42,6 +42,7 @@ log = event_logger("processor.reconcile")
 
 #: Continuous aggregates refreshed in TimescaleDB mode, finest first, with their bucket width.
 AGGREGATES: tuple[tuple[str, int], ...] = (
+    ("trade_buckets_10s", 10_000),
     ("trade_buckets_1m", 60_000),
     ("trade_buckets_1h", 3_600_000),
     ("trade_buckets_1d", 86_400_000),

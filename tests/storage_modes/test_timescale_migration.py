@@ -1,9 +1,11 @@
 """The TimescaleDB storage mode, run for real (TimescaleDB 2.23 in PGlite), against plain mode.
 
 The project's own TimescaleDB migrations are applied to PGlite; the same deterministic trades go
-into PGlite and into a real PostgreSQL migrated in plain mode. The three aggregates must be
-identical in both modes and equal to a Python ``Decimal`` brute force, before and after
-corrections (UPDATE, DELETE, late INSERT), once the continuous aggregates are refreshed bottom-up.
+into PGlite and into a real PostgreSQL migrated in plain mode. The aggregates (1-minute, hour and
+day candles, 10-second sums) must be identical in both modes and equal to a Python ``Decimal``
+brute force, before and after corrections (UPDATE, DELETE, late INSERT), once the continuous
+aggregates are refreshed bottom-up; and a database holding trades before the 10-second level
+existed gets that level exact on upgrade, in both modes.
 """
 
 from __future__ import annotations
@@ -13,12 +15,13 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, localcontext
+from pathlib import Path
 
 import psycopg
 import pytest
 
 from devstack.pglite import PgliteTimescale, unavailable_reason
-from processor.schema import StorageMode, migrate, migrations_for
+from processor.schema import MIGRATIONS_DIR, StorageMode, migrate, migrations_for
 
 # Only Node itself is required here: PgliteTimescale installs the pinned npm package on first
 # start (a fresh clone has no node_modules yet when this module is collected).
@@ -31,7 +34,11 @@ BASE = datetime(2024, 3, 8, tzinfo=UTC)
 MINUTE = timedelta(minutes=1)
 HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)
+TEN_SECONDS = timedelta(seconds=10)
+#: Candle levels (sums, count and OHLC).
 LEVELS = {"trade_buckets_1m": MINUTE, "trade_buckets_1h": HOUR, "trade_buckets_1d": DAY}
+#: The sums-only level under them.
+FINE = "trade_buckets_10s"
 SYMBOLS = {"BTC-USD": Decimal(64000), "ETH-USD": Decimal(3100), "DOGE-USD": Decimal("0.16")}
 COLUMNS = "symbol, trade_id, ts, price, quantity, source"
 
@@ -222,10 +229,11 @@ async def _plain_insert(
         await conn.execute(_values_sql(len(chunk), "%"), params)
 
 
-def _refresh(db: PgliteTimescale, affected: Iterable[datetime]) -> None:
-    """Refresh 1m, then 1h, then 1d over the affected range aligned to each level's buckets."""
+def _refresh(db: PgliteTimescale, affected: Iterable[datetime], *, fine: bool = True) -> None:
+    """Refresh 10s (unless ``fine`` is false), 1m, then 1h, then 1d over the affected range
+    aligned to each level's buckets."""
     times = list(affected)
-    for view, width in LEVELS.items():
+    for view, width in ((FINE, TEN_SECONDS), *LEVELS.items())[0 if fine else 1 :]:
         start = _floor(min(times), width)
         end = _floor(max(times), width) + width
         db.query(
@@ -244,6 +252,16 @@ def timescale() -> Iterator[PgliteTimescale]:
 
 
 @pytest.fixture
+def timescale_v2() -> Iterator[PgliteTimescale]:
+    """PGlite + TimescaleDB with the TimescaleDB migrations up to version 2 only."""
+    with PgliteTimescale() as db:
+        for migration in migrations_for(StorageMode.TIMESCALE):
+            if migration.version <= 2:
+                db.execute_script(migration.sql)
+        yield db
+
+
+@pytest.fixture
 async def plain(database_url: str) -> psycopg.AsyncConnection[tuple[object, ...]]:
     """An autocommit connection to a fresh PostgreSQL database migrated in plain mode."""
     assert await migrate(database_url, "plain") is StorageMode.PLAIN
@@ -258,7 +276,8 @@ async def plain(database_url: str) -> psycopg.AsyncConnection[tuple[object, ...]
 def test_trades_is_a_hypertable_with_realtime_caggs_and_policies(
     timescale: PgliteTimescale,
 ) -> None:
-    """The migrations make trades a hypertable, three real-time caggs, and their policies."""
+    """The migrations make trades a hypertable, four real-time caggs, and their policies (the
+    10-second one from the first trade on, so its first run materialises the whole history)."""
     assert timescale.query(
         "SELECT hypertable_name FROM timescaledb_information.hypertables "
         "WHERE hypertable_schema = 'public'"
@@ -266,13 +285,19 @@ def test_trades_is_a_hypertable_with_realtime_caggs_and_policies(
     assert timescale.query(
         "SELECT view_name, materialized_only FROM timescaledb_information.continuous_aggregates "
         "ORDER BY view_name"
-    ) == [("trade_buckets_1d", "f"), ("trade_buckets_1h", "f"), ("trade_buckets_1m", "f")]
+    ) == [
+        ("trade_buckets_10s", "f"),
+        ("trade_buckets_1d", "f"),
+        ("trade_buckets_1h", "f"),
+        ("trade_buckets_1m", "f"),
+    ]
     assert timescale.query(
         "SELECT hypertable_name, schedule_interval::text, config->>'start_offset', "
         "  config->>'end_offset', scheduled "
         "FROM timescaledb_information.jobs "
         "WHERE proc_name = 'policy_refresh_continuous_aggregate' ORDER BY hypertable_name"
     ) == [
+        ("trade_buckets_10s", "00:01:00", None, "00:00:10", "t"),
         ("trade_buckets_1d", "01:00:00", "7 days", "1 day", "t"),
         ("trade_buckets_1h", "00:10:00", "1 day", "01:00:00", "t"),
         ("trade_buckets_1m", "00:01:00", "02:00:00", "00:01:00", "t"),
@@ -287,7 +312,8 @@ _COLUMNS_SQL = (
     "JOIN pg_namespace n ON n.oid = c.relnamespace AND n.nspname = 'public' "
     "JOIN information_schema.columns i "
     "  ON i.table_schema = n.nspname AND i.table_name = c.relname AND i.column_name = a.attname "
-    "WHERE c.relname IN ('trade_buckets_1m', 'trade_buckets_1h', 'trade_buckets_1d') "
+    "WHERE c.relname IN "
+    "  ('trade_buckets_10s', 'trade_buckets_1m', 'trade_buckets_1h', 'trade_buckets_1d') "
     "  AND a.attnum > 0 AND NOT a.attisdropped "
     "ORDER BY c.relname, a.attnum"
 )
@@ -296,7 +322,7 @@ _COLUMNS_SQL = (
 async def test_relations_have_identical_columns_in_both_modes(
     timescale: PgliteTimescale, plain: psycopg.AsyncConnection[tuple[object, ...]]
 ) -> None:
-    """trade_buckets_1m/1h/1d have the same column names, order and types in both modes."""
+    """trade_buckets_10s/1m/1h/1d have the same column names, order and types in both modes."""
     expected = [
         ("symbol", "text", "text"),
         ("bucket", "timestamp with time zone", "timestamp with time zone"),
@@ -315,6 +341,8 @@ async def test_relations_have_identical_columns_in_both_modes(
     for view in LEVELS:
         columns = [tuple(row[2:]) for row in timescale_rows if row[0] == view]
         assert columns == expected, view
+    fine_columns = [tuple(row[2:]) for row in timescale_rows if row[0] == FINE]
+    assert fine_columns == expected[:5]
 
 
 def _ties_decide_open_or_close(trades: Sequence[Trade]) -> int:
@@ -330,6 +358,41 @@ def _ties_decide_open_or_close(trades: Sequence[Trade]) -> int:
     return decided
 
 
+FineSums = dict[tuple[str, datetime], tuple[object, ...]]
+
+_FINE_SQL = f"SELECT symbol, bucket, notional, volume, trade_count FROM {FINE} ORDER BY 1, 2"
+
+
+def _fine_expected(trades: Iterable[Trade]) -> FineSums:
+    """Exact 10-second sums (with their scales) and counts."""
+    return {
+        key: (_scaled(c.notional), _scaled(c.volume), c.trade_count)
+        for key, c in _brute_force(trades, TEN_SECONDS).items()
+    }
+
+
+def _pglite_fine(db: PgliteTimescale) -> FineSums:
+    return {
+        (str(symbol), datetime.fromisoformat(str(bucket))): (
+            _scaled(Decimal(str(notional))),
+            _scaled(Decimal(str(volume))),
+            int(str(count)),
+        )
+        for symbol, bucket, notional, volume, count in db.query(_FINE_SQL)
+    }
+
+
+async def _plain_fine(conn: psycopg.AsyncConnection[tuple[object, ...]]) -> FineSums:
+    cur = await conn.execute(_FINE_SQL)
+    out: FineSums = {}
+    for symbol, bucket, notional, volume, count in await cur.fetchall():
+        assert isinstance(bucket, datetime)
+        assert isinstance(notional, Decimal)
+        assert isinstance(volume, Decimal)
+        out[(str(symbol), bucket)] = (_scaled(notional), _scaled(volume), count)
+    return out
+
+
 async def _assert_modes_agree(
     timescale: PgliteTimescale,
     plain: psycopg.AsyncConnection[tuple[object, ...]],
@@ -339,6 +402,9 @@ async def _assert_modes_agree(
         expected = _exact(_brute_force(trades, width))
         assert _exact(await _plain_candles(plain, view)) == expected, f"plain {view}"
         assert _exact(_pglite_candles(timescale, view)) == expected, f"timescale {view}"
+    fine = _fine_expected(trades)
+    assert await _plain_fine(plain) == fine, f"plain {FINE}"
+    assert _pglite_fine(timescale) == fine, f"timescale {FINE}"
 
 
 def _materialised_rows(db: PgliteTimescale, view: str) -> int:
@@ -367,6 +433,7 @@ async def test_aggregates_are_identical_in_both_modes_and_exact(
     await _assert_modes_agree(timescale, plain, trades)
     _refresh(timescale, (t.ts for t in trades))
     assert _materialised_rows(timescale, "trade_buckets_1m") == len(_brute_force(trades, MINUTE))
+    assert _materialised_rows(timescale, FINE) == len(_brute_force(trades, TEN_SECONDS))
     # ... and after the bottom-up refresh, from the materialised rows.
     await _assert_modes_agree(timescale, plain, trades)
 
@@ -478,3 +545,67 @@ async def test_corrections_are_stale_until_refreshed_then_identical(
     assert stale != _exact(await _plain_candles(plain, "trade_buckets_1m"))
     _refresh(timescale, corrections.times())
     await _assert_modes_agree(timescale, plain, corrected)
+
+
+def _first_versions(tmp_path: Path, mode: StorageMode, upto: int) -> Path:
+    """A migrations directory holding ``mode``'s migrations up to version ``upto``."""
+    directory = tmp_path / "migrations"
+    directory.mkdir()
+    for path in MIGRATIONS_DIR.glob("*.sql"):
+        if int(path.name[:4]) <= upto:
+            (directory / path.name).write_text(path.read_text())
+    assert [m.version for m in migrations_for(mode, directory)] == list(range(1, upto + 1))
+    return directory
+
+
+async def test_upgrade_fills_the_10s_level_from_stored_trades_in_plain_mode(
+    database_url: str, tmp_path: Path
+) -> None:
+    """A plain database holding trades before version 3 gets exact 10-second sums on upgrade,
+    and its triggers keep them exact through later inserts, updates and deletes."""
+    older = _first_versions(tmp_path, StorageMode.PLAIN, upto=2)
+    assert await migrate(database_url, "plain", directory=older) is StorageMode.PLAIN
+    trades = _make_trades(seed=11)
+    later = trades[len(trades) // 2 :]
+    trades = trades[: len(trades) // 2]
+    async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
+        await conn.execute("SET TimeZone = 'UTC'")
+        await _plain_insert(conn, trades)
+        assert await migrate(database_url, "plain") is StorageMode.PLAIN
+        assert await _plain_fine(conn) == _fine_expected(trades)
+        await _plain_insert(conn, later)
+        corrections = _make_corrections(trades + later, seed=12)
+        await _plain_correct(conn, corrections)
+        corrected = corrections.apply(trades + later)
+        assert await _plain_fine(conn) == _fine_expected(corrected)
+
+
+def test_upgrade_keeps_the_10s_level_exact_in_timescale_mode(timescale_v2: PgliteTimescale) -> None:
+    """A TimescaleDB database holding materialised trades before version 3: the new continuous
+    aggregate answers them exactly at once (real-time aggregation), their range is queued for
+    the processor's refresh, and after that refresh they come from materialised rows."""
+    db = timescale_v2
+    trades = _make_trades(seed=13)
+    _pglite_insert(db, trades)
+    _refresh(db, (t.ts for t in trades), fine=False)  # 10s does not exist yet
+    [version_3] = [m for m in migrations_for(StorageMode.TIMESCALE) if m.version == 3]
+    db.execute_script(version_3.sql)
+    expected = _fine_expected(trades)
+    assert _materialised_rows(db, FINE) == 0
+    assert _pglite_fine(db) == expected
+    [(start, end)] = db.query("SELECT start_ts, end_ts FROM aggregate_refresh_queue")
+    first, last = min(t.ts for t in trades), max(t.ts for t in trades)
+    assert (datetime.fromisoformat(str(start)), datetime.fromisoformat(str(end))) == (
+        first,
+        last + timedelta(milliseconds=1),
+    )
+    db.query(
+        "CALL refresh_continuous_aggregate($1::regclass, $2::timestamptz, $3::timestamptz)",
+        [
+            FINE,
+            _floor(first, TEN_SECONDS).isoformat(),
+            (_floor(last, TEN_SECONDS) + TEN_SECONDS).isoformat(),
+        ],
+    )
+    assert _materialised_rows(db, FINE) == len(expected)
+    assert _pglite_fine(db) == expected

@@ -2,7 +2,7 @@
 
 The VWAP service's own statements (``vwap.storage._WINDOW_SQL`` fed by ``plan_pieces`` and
 ``_piece_params``, and the batched ``_WINDOWS_SQL`` answering every window in one statement)
-run over the project's TimescaleDB migrations, whose ``trade_buckets_1m/1h/1d``
+run over the project's TimescaleDB migrations, whose ``trade_buckets_10s/1m/1h/1d``
 are hierarchical continuous aggregates with real-time aggregation. For seeded random trades and
 windows (edges at any millisecond, empty windows, one trade, same-millisecond bursts, spans of
 hours and days) notional, volume and trade count must equal a Python ``Decimal`` brute force
@@ -26,7 +26,7 @@ from processor.schema import StorageMode, migrations_for
 from tests.storage_modes.pglite_params import to_dollar_params
 from tradekit.domain import Trade
 from tradekit.money import VWAP_PRECISION, vwap_quotient
-from vwap.ranges import DAY_MS, HOUR_MS, MINUTE_MS, plan_pieces
+from vwap.ranges import DAY_MS, HOUR_MS, MINUTE_MS, TEN_SECONDS_MS, Level, plan_pieces
 from vwap.storage import _WINDOW_SQL, _WINDOWS_SQL, _piece_params, _windows_params, dt_from_ms
 
 # Only Node itself is required here: PgliteTimescale installs the pinned npm package on first
@@ -39,7 +39,12 @@ pytestmark = pytest.mark.skipif(
 BASE_MS = 1_709_856_000_000  # 2024-03-08T00:00:00Z
 DAYS = 3
 SYMBOLS = {"BTC-USD": Decimal(64000), "ETH-USD": Decimal(3100), "DOGE-USD": Decimal("0.16")}
-LEVELS = {"trade_buckets_1m": MINUTE_MS, "trade_buckets_1h": HOUR_MS, "trade_buckets_1d": DAY_MS}
+LEVELS = {
+    "trade_buckets_10s": TEN_SECONDS_MS,
+    "trade_buckets_1m": MINUTE_MS,
+    "trade_buckets_1h": HOUR_MS,
+    "trade_buckets_1d": DAY_MS,
+}
 WINDOWS_PER_SYMBOL = 30
 COLUMNS = "symbol, trade_id, ts, price, quantity, source"
 
@@ -82,7 +87,7 @@ def _make_trades(seed: int) -> list[Trade]:
             for _ in range(rng.randint(3, 8)):
                 at = minute + rng.randrange(MINUTE_MS)
                 times += [at] * rng.choice((1, 1, 2, 3, 5))
-        for width in (MINUTE_MS, HOUR_MS, DAY_MS):  # bucket edges
+        for width in (TEN_SECONDS_MS, MINUTE_MS, HOUR_MS, DAY_MS):  # bucket edges
             for _ in range(4):
                 edge = BASE_MS + rng.randrange(1, span // width) * width
                 times += [edge - 1, edge, edge]
@@ -207,7 +212,7 @@ def _assert_windows_cover_the_cases(
     assert counts.count(1) >= 3 * len(SYMBOLS)
     assert max(counts) > 100
     kinds = {p.level for s, a, b in windows for p in plan_pieces(a, b)}
-    assert len(kinds) == 4  # raw, minute, hour and day pieces all read
+    assert kinds == set(Level)  # raw, 10-second, minute, hour and day pieces all read
 
 
 def _insert(db: PgliteTimescale, trades: Sequence[Trade]) -> None:
@@ -231,7 +236,7 @@ def _insert(db: PgliteTimescale, trades: Sequence[Trade]) -> None:
 
 
 def _refresh(db: PgliteTimescale, times: Iterable[int]) -> None:
-    """Refresh 1m, then 1h, then 1d over the range of ``times`` aligned to each level."""
+    """Refresh 10s, 1m, then 1h, then 1d over the range of ``times`` aligned to each level."""
     stamps = list(times)
     for view, width in LEVELS.items():
         start = min(stamps) - min(stamps) % width
@@ -274,7 +279,8 @@ def test_window_sql_is_exact_with_real_time_aggregation(timescale: PgliteTimesca
 
 
 def test_window_sql_is_exact_after_bottom_up_refresh(timescale: PgliteTimescale) -> None:
-    """After refreshing 1m, 1h, 1d, the window SQL equals the brute force for random windows."""
+    """After refreshing 10s, 1m, 1h, 1d, the window SQL equals the brute force for random
+    windows."""
     trades = _make_trades(seed=21)
     windows = _make_windows(trades, seed=22)
     _assert_windows_cover_the_cases(trades, windows)

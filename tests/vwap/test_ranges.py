@@ -1,4 +1,4 @@
-"""Planning a window as raw edges plus whole minute, hour and day buckets."""
+"""Planning a window as raw edges plus whole 10-second, minute, hour and day buckets."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from vwap.ranges import (
     DAY_MS,
     HOUR_MS,
     MINUTE_MS,
+    TEN_SECONDS_MS,
     Level,
     Piece,
     _split,
@@ -43,31 +44,43 @@ def test_bucket_pieces_are_aligned_and_coarsest(start: int, length: int) -> None
             assert piece.start_ms % piece.level.value == 0
             assert piece.end_ms % piece.level.value == 0
     for piece in pieces:
-        coarser = [
-            lv for lv in (Level.MINUTE, Level.HOUR, Level.DAY) if lv.value > piece.level.value
-        ]
+        coarser = [lv for lv in Level if lv.value > piece.level.value]
         for level in coarser:
             first = -(-piece.start_ms // level.value) * level.value
             assert first + level.value > piece.end_ms, (piece, level)
-    assert sum(1 for p in pieces if p.level is Level.RAW) <= 2
+    raw = [p for p in pieces if p.level is Level.RAW]
+    assert len(raw) <= 2
+    assert all(p.end_ms - p.start_ms < TEN_SECONDS_MS for p in raw) or pieces == raw
 
 
-def test_edges_inside_one_minute_are_one_raw_piece() -> None:
-    """A range inside one minute is read from raw trades only."""
-    assert plan_pieces(_T0 + 5, _T0 + 900) == [Piece(Level.RAW, _T0 + 5, _T0 + 900)]
+def test_edges_inside_one_10s_bucket_are_one_raw_piece() -> None:
+    """A range inside one 10-second bucket is read from raw trades only."""
+    assert plan_pieces(_T0 + 5, _T0 + 9_900) == [Piece(Level.RAW, _T0 + 5, _T0 + 9_900)]
 
 
-def test_day_range_uses_days_hours_minutes_and_raw_edges() -> None:
+def test_minute_range_uses_10s_buckets_and_raw_edges() -> None:
+    """A minute from 00:00:04.5 reads 10-second buckets and two raw edges under 10 s."""
+    start = _T0 + 4_500
+    assert plan_pieces(start, start + MINUTE_MS) == [
+        Piece(Level.RAW, start, _T0 + TEN_SECONDS_MS),
+        Piece(Level.TEN_SECONDS, _T0 + TEN_SECONDS_MS, _T0 + MINUTE_MS),
+        Piece(Level.RAW, _T0 + MINUTE_MS, start + MINUTE_MS),
+    ]
+
+
+def test_day_range_uses_every_level() -> None:
     """A range from 23:59:59.5 to two days later uses every level."""
     start = _T0 + DAY_MS - 500
-    end = start + 2 * DAY_MS + HOUR_MS + MINUTE_MS + 1000
+    end = start + 2 * DAY_MS + HOUR_MS + MINUTE_MS + TEN_SECONDS_MS + 1000
     day = _T0 + DAY_MS
+    minute = day + 2 * DAY_MS + HOUR_MS
     assert plan_pieces(start, end) == [
         Piece(Level.RAW, start, day),
         Piece(Level.DAY, day, day + 2 * DAY_MS),
-        Piece(Level.HOUR, day + 2 * DAY_MS, day + 2 * DAY_MS + HOUR_MS),
-        Piece(Level.MINUTE, day + 2 * DAY_MS + HOUR_MS, day + 2 * DAY_MS + HOUR_MS + MINUTE_MS),
-        Piece(Level.RAW, day + 2 * DAY_MS + HOUR_MS + MINUTE_MS, end),
+        Piece(Level.HOUR, day + 2 * DAY_MS, minute),
+        Piece(Level.MINUTE, minute, minute + MINUTE_MS),
+        Piece(Level.TEN_SECONDS, minute + MINUTE_MS, minute + MINUTE_MS + TEN_SECONDS_MS),
+        Piece(Level.RAW, minute + MINUTE_MS + TEN_SECONDS_MS, end),
     ]
 
 
@@ -116,7 +129,11 @@ def test_the_closed_form_plan_equals_the_recursive_split(start: int, length: int
     assert plan_pieces(start, start + length) == general
 
 
-@given(st.sampled_from([MINUTE_MS, HOUR_MS, DAY_MS]), st.integers(-3, 3), st.integers(0, 3))
+@given(
+    st.sampled_from([TEN_SECONDS_MS, MINUTE_MS, HOUR_MS, DAY_MS]),
+    st.integers(-3, 3),
+    st.integers(0, 3),
+)
 def test_the_closed_form_plan_at_bucket_edges(width: int, shift: int, buckets: int) -> None:
     """Windows starting and ending at or next to bucket edges plan like the general split."""
     start = _T0 + width + shift

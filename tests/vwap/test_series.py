@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from tradekit.domain import Trade
 from vwap.errors import InvalidRequest
 from vwap.points import Sums
-from vwap.ranges import HOUR_MS, MINUTE_MS, Level, Piece
+from vwap.ranges import HOUR_MS, MINUTE_MS, TEN_SECONDS_MS, Level, Piece
 from vwap.series import Atom, series_end_times, series_plan, series_sums
 
 _T0 = 1_700_000_000_000 - 1_700_000_000_000 % 86_400_000
@@ -66,6 +66,34 @@ def test_series_sums_equal_brute_force(
     trades: list[Trade], start_off: int, points: int, step: int, window: int
 ) -> None:
     """Every point's notional, volume and count equal a brute-force sum over its window."""
+    start = _T0 + start_off
+    ends = series_end_times(start, start + (points - 1) * step, step, 10_000)
+    plan = series_plan(ends, window)
+    got = series_sums(ends, window, plan, _atoms_like_storage(trades, plan.pieces))
+    assert got == [_brute(trades, e - window, e) for e in ends]
+
+
+@st.composite
+def _dense_trades(draw: st.DrawFn) -> list[Trade]:
+    offsets = draw(st.lists(st.integers(0, 3 * MINUTE_MS), min_size=20, max_size=80))
+    return [
+        Trade("BTC", i, _T0 + off, draw(_prices), draw(_prices)) for i, off in enumerate(offsets)
+    ]
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    _dense_trades(),
+    st.integers(0, 2 * MINUTE_MS),
+    st.integers(1, 40),
+    st.sampled_from([1, 999, 1500, TEN_SECONDS_MS + 7, MINUTE_MS]),
+    st.sampled_from([1, 999, TEN_SECONDS_MS, 25_001, MINUTE_MS + 3]),
+)
+def test_series_sums_over_split_buckets_equal_brute_force(
+    trades: list[Trade], start_off: int, points: int, step: int, window: int
+) -> None:
+    """Dense trades and unaligned bounds: 10-second buckets cut by window bounds (read as the
+    bucket and the raw trades before its last cut) still give exact sums."""
     start = _T0 + start_off
     ends = series_end_times(start, start + (points - 1) * step, step, 10_000)
     plan = series_plan(ends, window)
