@@ -13,10 +13,15 @@ from collections.abc import Iterable
 
 from processor.db import Connection
 
-_LOCK_SQL = "SELECT pg_advisory_xact_lock(hashtextextended('trades/' || %s, 0))"
+#: One statement for all symbols: a function scan yields the array's elements in order, so the
+#: locks are taken in the (sorted) order given.
+_LOCK_SQL = (
+    "SELECT count(pg_advisory_xact_lock(hashtextextended('trades/' || s, 0)))"
+    " FROM unnest(%s::text[]) AS s"
+)
 
 
 async def lock_symbol_trades(conn: Connection, symbols: Iterable[str]) -> None:
-    """Take the trades lock of each symbol (sorted, so writers never deadlock) until commit."""
-    for symbol in sorted(set(symbols)):
-        await conn.execute(_LOCK_SQL, (symbol,))
+    """Take the trades lock of each symbol (sorted, so writers never deadlock) until commit,
+    in one round trip."""
+    await conn.execute(_LOCK_SQL, (sorted(set(symbols)),))

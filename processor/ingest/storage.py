@@ -15,7 +15,6 @@ from datetime import UTC, datetime, timedelta
 
 from processor.db import Connection
 from processor.event_log import append_events
-from processor.events import trade_event
 from processor.ingest.records import Gap, Quarantined, Received
 from processor.trade_lock import lock_symbol_trades
 
@@ -161,7 +160,7 @@ async def write_batch(
                 ),
             )
         if inserted:
-            await append_events(conn, [trade_event(t.trade, t.received_ms) for t in inserted])
+            await append_events(conn, [t.event for t in inserted])
     return BatchResult(
         inserted=inserted,
         conflicts=repeated + len(trades) - len(inserted),
