@@ -43,6 +43,7 @@ from bench.report import bench_parser, finish, rounded
 from bench.servers import fresh_database
 from processor.schema import migrate
 from tradekit.domain import Trade
+from tradekit.entry import freeze_startup_heap
 from vwap.app import run_vwap
 from vwap.config import VwapConfig
 
@@ -258,6 +259,7 @@ async def bench(
                 log_level="warning",
             )
             async with run_vwap(config) as running:
+                freeze_startup_heap()  # as the service's entry point does once it is up
                 runs = [
                     await phase(
                         source,

@@ -3,12 +3,14 @@
 Parse ``--help``/``--settings-table``, read the configuration from the environment once, set up
 logs, install the SIGTERM/SIGINT handlers BEFORE the server reports SERVING, run the service's
 async context manager until a signal arrives, then leave it (graceful stop) and exit 0.
-Exit 2 on a configuration error, 1 when the port is taken.
+Exit 2 on a configuration error, 1 when the port is taken. Once the service is up, the objects
+start-up made are frozen out of the garbage collector's reach (:func:`freeze_startup_heap`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -28,12 +30,25 @@ class _Configured(Protocol):
 C = TypeVar("C", bound=_Configured)
 
 
+def freeze_startup_heap() -> None:
+    """Move every object alive now (modules, configuration, pools, servers: what start-up made)
+    to the collector's permanent generation, after collecting start-up's garbage.
+
+    A full collection walks every tracked object; a service under load runs one every second
+    or so (objects of requests in flight get promoted), and over the start-up heap each paused
+    the whole process 30-60 ms (the VWAP service under the query benchmark; 1-11 ms once frozen).
+    """
+    gc.collect()
+    gc.freeze()
+
+
 async def serve_until_signal(running: AbstractAsyncContextManager[object]) -> None:
-    """Enter ``running``, wait for SIGTERM or SIGINT, then leave it."""
+    """Enter ``running``, freeze the start-up heap, wait for SIGTERM or SIGINT, then leave it."""
     async with asyncio.TaskGroup() as tasks:
         shutdown = tasks.create_task(wait_for_shutdown_signal(), name="shutdown-signal")
         await asyncio.sleep(0)  # the handlers are installed before the server starts
         async with running:
+            freeze_startup_heap()
             await shutdown
 
 

@@ -227,6 +227,10 @@ class WindowBatcher:
     def _finished(self, batch: _Batch, task: asyncio.Task[None]) -> None:
         self._statements.discard(task)
         self._free.put_nowait(batch.lane)
+        # Every waiter is answered: drop the batch's references to them, so batch and waiters
+        # (each points to its batch) are freed by reference counting, not left as a cycle for
+        # the garbage collector (a full collection pauses the whole service).
+        batch.waiters = []
         if not task.cancelled() and (exc := task.exception()) is not None:
             log.error("batch_failed", error=repr(exc))
 

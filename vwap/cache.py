@@ -5,15 +5,23 @@ of S whose window contains t; a verified window drops S's unverified entries end
 its end (their ``verified`` flag may flip). A read that raced with an invalidation is never
 stored: callers take :meth:`VwapCache.token` before reading the database and :meth:`put` refuses
 the value when the symbol was invalidated since.
+
+Entries are kept as tuples of atoms (strings, ints, Decimals), which Python's cyclic garbage
+collector stops tracking, not as point objects: a full collection then no longer walks a
+hundred thousand cached points, which paused the whole service for up to 150 ms as the cache
+grew (measured with the query benchmark: p99 from about 50 ms to over 100 ms).
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
+from decimal import Decimal
 
-from vwap.points import VwapPoint
+from vwap.points import Sums, VwapPoint
 
 CacheKey = tuple[str, int, int]
+#: notional, volume, trade count, verified.
+_Entry = tuple[Decimal, Decimal, int, bool]
 
 #: Per symbol: size class -> start bucket -> keys. A window of ``w`` ms has class
 #: ``c = w.bit_length()`` (so ``w < 2**c``) and lies in bucket ``start >> c``; a time ``t`` can
@@ -27,7 +35,7 @@ class VwapCache:
 
     def __init__(self, *, max_entries: int) -> None:
         self._max = max_entries
-        self._entries: OrderedDict[CacheKey, VwapPoint] = OrderedDict()
+        self._entries: OrderedDict[CacheKey, _Entry] = OrderedDict()
         self._index: dict[str, _Index] = {}
         self._generation: dict[str, int] = {}
         self.hits = 0
@@ -43,13 +51,14 @@ class VwapCache:
 
     def get(self, key: CacheKey) -> VwapPoint | None:
         """The cached point, or None."""
-        point = self._entries.get(key)
-        if point is None:
+        entry = self._entries.get(key)
+        if entry is None:
             self.misses += 1
             return None
         self._entries.move_to_end(key)
         self.hits += 1
-        return point
+        notional, volume, count, verified = entry
+        return VwapPoint(key[0], key[1], key[2], Sums(notional, volume, count), verified)
 
     def put(self, point: VwapPoint, token: int) -> bool:
         """Store ``point`` unless its symbol was invalidated after ``token`` was taken."""
@@ -77,7 +86,8 @@ class VwapCache:
             if len(entries) >= self._max:
                 old_key, _ = entries.popitem(last=False)
                 self._unindex(old_key)
-        entries[key] = point
+        sums = point.sums
+        entries[key] = (sums.notional, sums.volume, sums.count, point.verified)
         return True
 
     def _unindex(self, key: CacheKey) -> None:
@@ -118,8 +128,8 @@ class VwapCache:
         self._generation[symbol] = self.token(symbol) + 1
         doomed = [
             key
-            for key, point in self._entries.items()
-            if key[0] == symbol and not point.verified and point.end_ms <= until_ms
+            for key, entry in self._entries.items()
+            if key[0] == symbol and not entry[3] and key[1] <= until_ms
         ]
         for key in doomed:
             self._drop(key)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from decimal import Decimal
 
 from hypothesis import given, settings
@@ -112,3 +113,33 @@ def test_the_index_matches_a_brute_force_model(
             model = {k: None for k in model if not (k[0] == symbol and k[1] - k[2] <= at < k[1])}
     assert len(cache) == len(model)
     assert all(cache.get(k) is not None for k in list(model))
+
+
+def test_a_cached_point_comes_back_equal() -> None:
+    """get returns a point equal to the one put: symbol, window, exact sums, verified flag."""
+    cache = VwapCache(max_entries=10)
+    point = VwapPoint("ETH", 5_000, 3_000, Sums(Decimal("12.3400"), Decimal("0.50"), 7), True)
+    assert cache.put(point, cache.token("ETH"))
+    got = cache.get(("ETH", 5_000, 3_000))
+    assert got == point
+    assert got is not None
+    assert str(got.sums.notional) == "12.3400"  # the scale too
+
+
+def test_cached_points_are_not_tracked_by_the_garbage_collector() -> None:
+    """Ten thousand entries add almost no objects the cyclic collector walks (a full
+    collection over a large cache would pause the service)."""
+    cache = VwapCache(max_entries=20_000)
+    token = cache.token("BTC")
+    points = [
+        VwapPoint("BTC", 60_000 * n + 17, 60_000 + n % 7, Sums(Decimal(n), Decimal(1), 1), False)
+        for n in range(10_000)
+    ]
+    gc.collect()
+    before = len(gc.get_objects())
+    for point in points:
+        cache.put(point, token)
+    del points
+    gc.collect()
+    assert len(cache) == 10_000
+    assert len(gc.get_objects()) - before < 1_000

@@ -1,0 +1,44 @@
+"""The shared entry point: a started service's start-up heap is frozen out of the collector."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import os
+import signal
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from tradekit.entry import serve_until_signal
+
+
+def _collector_walks(obj: object) -> bool:
+    return any(o is obj for o in gc.get_objects())
+
+
+async def test_a_started_service_freezes_its_startup_heap_then_stops_on_sigterm() -> None:
+    """Objects made at start-up are out of the collector's walks while the service runs;
+    SIGTERM then ends serving."""
+    startup_object: list[list[str]] = [["made at start-up"]]
+    walked: list[bool] = []
+
+    @asynccontextmanager
+    async def service() -> AsyncIterator[None]:
+        async def probe() -> None:
+            await asyncio.sleep(0)  # runs once serve_until_signal is past the freeze
+            walked.append(_collector_walks(startup_object))
+            os.kill(os.getpid(), signal.SIGTERM)
+
+        task = asyncio.create_task(probe())
+        try:
+            yield
+        finally:
+            await task
+
+    gc.unfreeze()
+    assert _collector_walks(startup_object)
+    try:
+        await asyncio.wait_for(serve_until_signal(service()), 10)
+    finally:
+        gc.unfreeze()
+    assert walked == [False]
