@@ -8,13 +8,19 @@ canned response captured from the real service (same size), also in this process
 comes from ``python -m bench.query_load`` in a separate process: 50 asyncio clients, random
 windows of 1 min .. 2 h at millisecond resolution (so the closed-window cache rarely helps).
 
+Side by side: the two services are measured in alternating rounds (echo, VWAP, echo, VWAP, ...;
+3 rounds of 5 s each by default, the same client seed on both sides of a round), so a change in
+the machine's load during the run weighs on both; the share is the VWAP service's requests over
+the echo's, the per-round shares show the spread.
+
 Besides rates and latencies the result has, for both sides over the same measured span, the CPU
 time per request of the server process, of the load generator and of the PostgreSQL cluster
 (when it runs on this machine), and the VWAP service's batch statistics: statements per second
 and windows per statement (concurrent cache misses answered by one SQL statement, see
 ``vwap/batching.py``). ``--batch-*`` override the batching settings.
 
-    python -m bench.queries [--quick] [--batch-lanes N] [--batch-wait-ms MS] [--batch-flush-at N]
+    python -m bench.queries [--quick] [--rounds 3] [--duration 5] [--batch-lanes N]
+        [--batch-wait-ms MS] [--batch-flush-at N]
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ import cProfile
 import json
 import os
 import random
+import statistics
 import sys
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -42,6 +49,7 @@ from bench.query_load import random_request
 from bench.report import bench_parser, finish, rounded
 from bench.servers import fresh_database
 from processor.schema import migrate
+from tradekit.entry import freeze_startup_heap
 from vwap.app import run_vwap
 from vwap.batching import WindowBatcher
 from vwap.config import VwapConfig
@@ -219,16 +227,60 @@ def load_store(url: str, *, per_symbol: int, span_ms: int) -> None:
         conn.execute("VACUUM ANALYZE")
 
 
+_PER_REQUEST = (
+    "client_cpu_us_per_request",
+    "server_cpu_us_per_request",
+    "postgres_cpu_us_per_request",
+)
+
+
+def combine_rounds(rounds: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """One side's rounds as one result: requests, errors and seconds summed, the rate over all
+    of them, CPU per request weighted by requests, batch counts summed; p50/p99 are the median
+    of the rounds' (each round's percentiles are exact, they cannot be merged)."""
+    requests = sum(r["requests"] for r in rounds)
+    seconds = sum(r["seconds"] for r in rounds)
+    out: dict[str, Any] = {
+        "requests": requests,
+        "errors": sum(r["errors"] for r in rounds),
+        "seconds": seconds,
+        "requests_per_s": requests / seconds,
+        "p50_ms": statistics.median(r["p50_ms"] for r in rounds if r["p50_ms"] is not None),
+        "p99_ms": statistics.median(r["p99_ms"] for r in rounds if r["p99_ms"] is not None),
+    }
+    for key in _PER_REQUEST:
+        weighted = [(r[key], r["requests"]) for r in rounds if r.get(key) is not None]
+        if weighted:
+            out[key] = rounded(sum(v * n for v, n in weighted) / sum(n for _, n in weighted), 1)
+    batches = [r["batch"] for r in rounds if r.get("batch")]
+    if batches:
+        statements = sum(b["statements"] for b in batches)
+        windows = sum(b["windows"] for b in batches)
+        out["batch"] = {
+            "statements": statements,
+            "windows": windows,
+            "windows_per_statement": rounded(windows / statements, 1) if statements else None,
+            "statements_per_s": rounded(statements / seconds, 1),
+        }
+    out["rounds"] = [
+        {k: rounded(r[k], 2) for k in ("requests_per_s", "p50_ms", "p99_ms") if r.get(k)}
+        for r in rounds
+    ]
+    return out
+
+
 async def measure(
     url: str,
     *,
     concurrency: int,
     duration: float,
+    rounds: int,
     span_ms: int,
     profile: bool = False,
     batch: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Echo first, then the VWAP service, with the same client seed."""
+    """``rounds`` rounds of the echo then the VWAP service, each ``duration`` seconds, the same
+    client seed for both sides of a round."""
     postmaster = postmaster_pid(url)
     async with grpc_server(
         lambda s: processor_pb2_grpc.add_ProcessorServiceServicer_to_server(  # type: ignore[no-untyped-call]
@@ -240,36 +292,46 @@ async def measure(
             **(batch or {}),
         )
         async with run_vwap(config) as vwap, grpc.aio.insecure_channel(vwap.address) as ch:
+            freeze_startup_heap()  # as the service's entry point does once it is up
             stub = vwap_pb2_grpc.VwapServiceStub(ch)  # type: ignore[no-untyped-call]
             sample = random_request(random.Random(0), SYMBOLS, START_MS, START_MS + span_ms)
             canned = await stub.GetVwap(sample)
             sizes = {"request_bytes": sample.ByteSize(), "response_bytes": canned.ByteSize()}
+            profiler = cProfile.Profile() if profile else None
+            echo_rounds: list[dict[str, Any]] = []
+            vwap_rounds: list[dict[str, Any]] = []
             async with grpc_server(
                 lambda s: vwap_pb2_grpc.add_VwapServiceServicer_to_server(  # type: ignore[no-untyped-call]
                     EchoVwap(canned), s
                 )
             ) as echo:
-                echo_result = await run_load(
-                    echo,
-                    concurrency=concurrency,
-                    duration=duration,
-                    seed=1,
-                    span_ms=span_ms,
-                    sampler=CpuSampler(postmaster),
-                )
-            profiler = cProfile.Profile() if profile else None
+                for seed in range(1, rounds + 1):  # side by side: echo, VWAP, echo, VWAP, ...
+                    echo_rounds.append(
+                        await run_load(
+                            echo,
+                            concurrency=concurrency,
+                            duration=duration,
+                            seed=seed,
+                            span_ms=span_ms,
+                            sampler=CpuSampler(postmaster),
+                        )
+                    )
+                    if profiler is not None:
+                        profiler.enable()
+                    vwap_rounds.append(
+                        await run_load(
+                            vwap.address,
+                            concurrency=concurrency,
+                            duration=duration,
+                            seed=seed,
+                            span_ms=span_ms,
+                            sampler=CpuSampler(postmaster, vwap.batcher),
+                        )
+                    )
+                    if profiler is not None:
+                        profiler.disable()
+            echo_result, vwap_result = combine_rounds(echo_rounds), combine_rounds(vwap_rounds)
             if profiler is not None:
-                profiler.enable()
-            vwap_result = await run_load(
-                vwap.address,
-                concurrency=concurrency,
-                duration=duration,
-                seed=1,
-                span_ms=span_ms,
-                sampler=CpuSampler(postmaster, vwap.batcher),
-            )
-            if profiler is not None:
-                profiler.disable()
                 vwap_result["profile_top_tottime"] = top_functions(profiler)
             cache = vwap.service.cache
             cache_info = {k: getattr(cache, k) for k in ("hits", "misses") if hasattr(cache, k)}
@@ -296,6 +358,7 @@ def bench(
     hours: int,
     concurrency: int,
     duration: float,
+    rounds: int,
     profile: bool = False,
     batch: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
@@ -310,6 +373,7 @@ def bench(
                 url,
                 concurrency=concurrency,
                 duration=duration,
+                rounds=rounds,
                 span_ms=span_ms,
                 profile=profile,
                 batch=batch,
@@ -317,6 +381,10 @@ def bench(
         )
     echo, vwap = measured["echo"], measured["vwap"]
     share = vwap["requests_per_s"] / echo["requests_per_s"]
+    shares = [
+        v["requests_per_s"] / e["requests_per_s"]
+        for v, e in zip(vwap["rounds"], echo["rounds"], strict=True)
+    ]
     batch = vwap.get("batch") or {}
     batch_line = (
         f"; {batch['statements_per_s']:,.0f} statements/s of "
@@ -329,7 +397,8 @@ def bench(
         "headline": (
             f"GetVwap {vwap['requests_per_s']:,.0f} req/s (p50 {vwap['p50_ms']:.1f} ms, p99 "
             f"{vwap['p99_ms']:.1f} ms) vs echo {echo['requests_per_s']:,.0f} req/s (p50 "
-            f"{echo['p50_ms']:.1f} ms, p99 {echo['p99_ms']:.1f} ms) = {share:.0%}{batch_line}"
+            f"{echo['p50_ms']:.1f} ms, p99 {echo['p99_ms']:.1f} ms) = {share:.0%} over "
+            f"{rounds} alternating rounds ({min(shares):.0%}..{max(shares):.0%}){batch_line}"
         ),
         "target": f">= {TARGET_SHARE:.0%} of the echo service's rate",
         "target_met": share >= TARGET_SHARE,
@@ -342,7 +411,8 @@ def bench(
             "trades": per_symbol * len(SYMBOLS),
             "span_hours": hours,
             "concurrency": concurrency,
-            "duration_s": duration,
+            "rounds": rounds,
+            "round_s": duration,
             "windows": "random, 1 min .. 2 h, millisecond resolution",
         },
         "load_s": rounded(load_s, 1),
@@ -352,6 +422,7 @@ def bench(
         "vwap_cache": measured["cache"],
         "vwap_batching": measured["batching"],
         "share_of_echo": rounded(share, 3),
+        "share_of_echo_by_round": [rounded(x, 3) for x in shares],
     }
 
 
@@ -361,7 +432,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--trades-per-symbol", type=int, default=100_000)
     parser.add_argument("--hours", type=int, default=6)
     parser.add_argument("--concurrency", type=int, default=50)
-    parser.add_argument("--duration", type=float, default=10.0)
+    parser.add_argument("--duration", type=float, default=5.0, help="seconds per round")
+    parser.add_argument("--rounds", type=int, default=3, help="echo/VWAP rounds, alternating")
     parser.add_argument("--profile", action="store_true", help="cProfile the server side")
     defaults = VwapConfig()
     parser.add_argument("--batch-lanes", type=int, default=defaults.batch_lanes)
@@ -371,11 +443,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.quick:
         args.trades_per_symbol, args.hours, args.concurrency, args.duration = 2_000, 3, 5, 1.0
+        args.rounds = 2
     result = bench(
         per_symbol=args.trades_per_symbol,
         hours=args.hours,
         concurrency=args.concurrency,
         duration=args.duration,
+        rounds=args.rounds,
         profile=args.profile,
         batch={
             "batch_lanes": args.batch_lanes,

@@ -3,6 +3,7 @@ well-formed result whose correctness checks hold (timings are never asserted).""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -10,18 +11,43 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import nats
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 REQUIRED = {"benchmark": str, "headline": str, "target": str, "target_met": bool, "checks": dict}
 
 
+async def _stream_names(nats_url: str) -> set[str]:
+    nc = await nats.connect(nats_url)
+    try:
+        return {info.config.name for info in await nc.jetstream().streams_info() if info.config}
+    finally:
+        await nc.close()
+
+
+async def _delete_streams(nats_url: str, names: set[str]) -> None:
+    nc = await nats.connect(nats_url)
+    try:
+        for name in names:
+            await nc.jetstream().delete_stream(name)
+    finally:
+        await nc.close()
+
+
 def run(args: list[str], database_url: str, nats_url: str) -> subprocess.CompletedProcess[str]:
-    """Run ``python <args>`` from the project root against the session's servers."""
+    """Run ``python <args>`` from the project root against the session's servers. Streams the
+    run created and left (a benchmark killed on the timeout cannot delete its own) are deleted:
+    their ``trading.>`` subjects would make every later stream on the server fail to start."""
     env = {**os.environ, "DATABASE_URL": database_url, "NATS_URL": nats_url}
-    return subprocess.run(
-        [sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=240
-    )
+    before = asyncio.run(_stream_names(nats_url))
+    try:
+        return subprocess.run(
+            [sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=240
+        )
+    finally:
+        left = asyncio.run(_stream_names(nats_url)) - before
+        asyncio.run(_delete_streams(nats_url, left))
 
 
 def well_formed(path: Path, name: str) -> dict[str, Any]:
