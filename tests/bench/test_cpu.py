@@ -44,7 +44,9 @@ def test_a_child_s_cpu_is_counted_under_its_component() -> None:
     with _burning_child(0.3):
         used = cpu_used(before, cpu_by_component())
     assert used["simulator"] >= 0.29
-    assert "postgres" not in used
+    # Counted under no other component: those show at most their own background work (the
+    # session's PostgreSQL, a child of this process, may checkpoint meanwhile).
+    assert all(seconds < 0.15 for name, seconds in used.items() if name != "simulator"), used
     assert "benchmark_process" in cpu_by_component()
 
 

@@ -423,9 +423,12 @@ async def test_statement_timeout_follows_the_deadline(
             with pytest.raises(grpc.aio.AioRpcError) as err:
                 await stub.GetVwap(vwap_pb2.GetVwapRequest(symbol="BTC"), timeout=0.5)
             await asyncio.sleep(0.3)
+            # A fresh view: within a transaction PostgreSQL keeps the first one.
+            await locker.execute("SELECT pg_stat_clear_snapshot()")
             cur = await locker.execute(
                 "SELECT count(*) FROM pg_stat_activity"
                 " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                " AND backend_type = 'client backend'"  # not autovacuum
             )
             assert await cur.fetchone() == (0,)
             await locker.rollback()

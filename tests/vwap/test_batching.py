@@ -101,13 +101,22 @@ async def _trades_locked(
     store_url: str,
 ) -> AsyncIterator[tuple[psycopg.AsyncConnection[Any], Callable[[int], Awaitable[bool]]]]:
     """A connection holding an exclusive lock on ``trades`` (statements wait on it until its
-    ``rollback()``) and a probe: are exactly ``n`` sessions waiting on a lock?"""
-    async with await psycopg.AsyncConnection.connect(store_url) as locker:
+    ``rollback()``) and a probe: are exactly ``n`` client sessions waiting on a lock?
+
+    The probe has its own autocommit connection: PostgreSQL keeps one view of
+    ``pg_stat_activity`` per transaction, so probing inside the locker's transaction would see
+    the sessions as they were at the first probe, forever."""
+    async with (
+        await psycopg.AsyncConnection.connect(store_url) as locker,
+        await psycopg.AsyncConnection.connect(store_url, autocommit=True) as probe,
+    ):
 
         async def count_is(expected: int) -> bool:
-            cur = await locker.execute(
+            cur = await probe.execute(
                 "SELECT count(*) FROM pg_stat_activity"
                 " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                # Not an autovacuum worker that queued behind the lock after the inserts.
+                " AND backend_type = 'client backend'"
             )
             row = await cur.fetchone()
             assert row is not None

@@ -30,9 +30,12 @@ async def pool(store_url: str) -> AsyncIterator[Pool]:
 
 
 async def _lock_waiters(conn: psycopg.AsyncConnection[tuple[object, ...]]) -> int:
+    # A fresh view: within a transaction PostgreSQL keeps the first one of pg_stat_activity.
+    await conn.execute("SELECT pg_stat_clear_snapshot()")
     cur = await conn.execute(
         "SELECT count(*) FROM pg_stat_activity"
         " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        " AND backend_type = 'client backend'"  # not autovacuum
     )
     row = await cur.fetchone()
     assert row is not None
