@@ -66,7 +66,9 @@ async def wait_until(predicate: Any, timeout_s: float, what: str, step_s: float 
     return time.monotonic()
 
 
-def processor_env(sim: SimProcess, proxy: str, db: str, nats_url: str) -> dict[str, str]:
+def processor_env(
+    sim: SimProcess, proxy: str, db: str, nats_url: str, writers: int | None = None
+) -> dict[str, str]:
     """Processor settings: defaults, the simulator's feed, reconciliation kept out of the way."""
     return {
         "PROCESSOR_PORT": "0",
@@ -79,7 +81,7 @@ def processor_env(sim: SimProcess, proxy: str, db: str, nats_url: str) -> dict[s
         "SYMBOLS": ",".join(TICKERS),
         "SETTLE_DELAY": "1h",  # nothing to reconcile during the measurement
         "LOG_LEVEL": "warning",
-    }
+    } | ({} if writers is None else {"INGEST_WRITERS": str(writers)})
 
 
 async def drain(
@@ -159,6 +161,7 @@ async def bench(
     pg_url: str,
     nats_url: str,
     timeout_s: float = 300,
+    writers: int | None = None,
 ) -> dict[str, Any]:
     """One measured backlog through the real chain, then the raw COPY baseline; TimeoutError
     when the backlog is not stored and published within ``timeout_s``."""
@@ -167,7 +170,7 @@ async def bench(
         async with SimProcess(sim_args) as sim:
             proxy_cfg = load_proxy_config({"PROXY_PORT": "0", "PROVIDER_REST_URL": sim.base_url})
             async with run_proxy(proxy_cfg) as proxy:
-                env = processor_env(sim, proxy, db, nats_url)
+                env = processor_env(sim, proxy, db, nats_url, writers)
                 config = ProcessorConfig.from_env(Env(SETTINGS, env))
                 async with run_processor(config) as processor:
                     freeze_startup_heap()  # as the service's entry point does once it is up
@@ -268,6 +271,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=10_000, help="tape trades/s per ticker")
     parser.add_argument("--backlog-ms", type=int, default=8_000, help="tape released at once")
     parser.add_argument("--profile", action="store_true", help="cProfile the processor side")
+    parser.add_argument("--writers", type=int, help="INGEST_WRITERS (default: the setting's)")
     args = parser.parse_args(argv)
     if args.quick:
         args.rate, args.backlog_ms = 500, 2_000
@@ -281,6 +285,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 pg_url=pg_url,
                 nats_url=nats_url,
                 timeout_s=60 if args.quick else 300,  # the quick run fails before a test's timeout
+                writers=args.writers,
             )
 
     return finish(asyncio.run(run()), args.out)

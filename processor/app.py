@@ -46,6 +46,7 @@ def ingest_config(config: ProcessorConfig) -> IngestConfig:
         batch_size=config.ingest_batch_size,
         flush_interval_ms=config.ingest_flush_interval_ms,
         queue_size=config.ingest_queue_size,
+        writers=config.ingest_writers,
         stale_timeout_ms=config.feed_stale_timeout_ms,
         backoff_max_ms=config.feed_backoff_max_ms,
     )

@@ -26,6 +26,9 @@ SETTINGS = (
     Setting("INGEST_BATCH_SIZE", "1000", "Trades per write transaction at most."),
     Setting("INGEST_FLUSH_INTERVAL", "50ms", "Longest wait before a partial batch is written."),
     Setting("INGEST_QUEUE_SIZE", "20000", "Frames buffered before the feed waits (backpressure)."),
+    Setting(
+        "INGEST_WRITERS", "2", "Parallel write transactions, each for its share of the symbols."
+    ),
     Setting("FEED_STALE_TIMEOUT", "10s", "Reconnect when no valid frame came for this long."),
     Setting("FEED_BACKOFF_MAX", "10s", "Longest wait between reconnection attempts."),
     Setting("RECONCILE_INTERVAL", "5s", "How often reconciliation plans new windows."),
@@ -56,6 +59,7 @@ class ProcessorConfig:
     ingest_batch_size: int
     ingest_flush_interval_ms: int
     ingest_queue_size: int
+    ingest_writers: int
     feed_stale_timeout_ms: int
     feed_backoff_max_ms: int
     reconcile_interval_ms: int
@@ -82,6 +86,7 @@ class ProcessorConfig:
             ingest_batch_size=env.integer("INGEST_BATCH_SIZE", minimum=1),
             ingest_flush_interval_ms=env.duration_ms("INGEST_FLUSH_INTERVAL", minimum=1),
             ingest_queue_size=env.integer("INGEST_QUEUE_SIZE", minimum=1),
+            ingest_writers=env.integer("INGEST_WRITERS", minimum=1),
             feed_stale_timeout_ms=env.duration_ms("FEED_STALE_TIMEOUT", minimum=100),
             feed_backoff_max_ms=env.duration_ms("FEED_BACKOFF_MAX", minimum=10),
             reconcile_interval_ms=env.duration_ms("RECONCILE_INTERVAL", minimum=10),

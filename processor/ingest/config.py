@@ -18,6 +18,9 @@ class IngestConfig:
     flush_interval_ms: int = 100
     #: Records waiting for the writer; when full the feed waits (backpressure).
     queue_size: int = 10_000
+    #: Writers committing in parallel, each for its share of the symbols (and its share of the
+    #: queue).
+    writers: int = 1
     #: First reconnect delay; doubles per failed attempt (jittered within [d/2, d]).
     backoff_initial_ms: int = 100
     #: Longest reconnect delay.
@@ -48,6 +51,7 @@ class IngestConfig:
             "batch_size",
             "flush_interval_ms",
             "queue_size",
+            "writers",
             "backoff_initial_ms",
             "stale_timeout_ms",
             "dedup_capacity",

@@ -21,8 +21,8 @@ from processor.ingest.config import IngestConfig
 from processor.ingest.dedup import RecentIds
 from processor.ingest.feed import Clock, Feed, wall_clock_ms
 from processor.ingest.gaps import GapTracker
+from processor.ingest.lanes import WriterLanes
 from processor.ingest.storage import newest_trade_ids, newest_ws_trade_ms
-from processor.ingest.writer import BatchWriter
 from processor.stats import ProcessorCounters
 from tradekit.domain import check_symbol
 from tradekit.logs import event_logger
@@ -54,9 +54,11 @@ class IngestService:
         self._counters = counters
         self._dedup = RecentIds(self._config.dedup_capacity)
         self._gaps = GapTracker(margin_ms=self._config.gap_margin_ms)
-        self.writer = BatchWriter(
+        self.writer = WriterLanes(
             pool,
             counters,
+            symbols=self._symbols,
+            lanes=self._config.writers,
             batch_size=self._config.batch_size,
             flush_interval_ms=self._config.flush_interval_ms,
             queue_size=self._config.queue_size,
@@ -90,7 +92,7 @@ class IngestService:
                 for symbol in symbols:
                     ids = await newest_trade_ids(conn, symbol, self._config.dedup_seed)
                     self._dedup.seed(symbol, ids)
-            newest = await newest_ws_trade_ms(conn, symbols)
+            newest = await newest_ws_trade_ms(conn, self.writer.symbol_lanes)
         if newest is not None:
             start = newest - self._config.gap_margin_ms
             self._gaps.resume_from(start, RESTART_REASON)

@@ -175,17 +175,26 @@ async def newest_trade_ids(conn: Connection, symbol: str, limit: int) -> list[in
     return [int(row[0]) for row in reversed(await cur.fetchall())]
 
 
-async def newest_ws_trade_ms(conn: Connection, symbols: Sequence[str]) -> int | None:
-    """When the newest stored feed trade was made or received, whichever is earlier, taken over
-    the symbols' newest trades (the latest of them); None when the feed never stored one."""
-    newest: int | None = None
-    for symbol in symbols:
-        cur = await conn.execute(NEWEST_WS_TRADE_SQL, (symbol,))
-        row = await cur.fetchone()
-        if row is None:
-            continue
-        ts: datetime = row[0]
-        received_at: datetime = row[1]
-        moment = min(ms_from_datetime(ts), ms_from_datetime(received_at))
-        newest = moment if newest is None else max(newest, moment)
-    return newest
+async def newest_ws_trade_ms(conn: Connection, lanes: Sequence[Sequence[str]]) -> int | None:
+    """Up to when every writer lane had committed what it received: per lane, when its newest
+    stored feed trade was made or received (whichever is earlier, the latest over the lane's
+    symbols); then the earliest over the lanes that stored any. None when none did.
+
+    A lane writes its records in the order they were read, so everything it read before its
+    newest stored trade is stored; lanes commit independently, so a killed process may have
+    left one lane behind another."""
+    earliest: int | None = None
+    for symbols in lanes:
+        newest: int | None = None
+        for symbol in symbols:
+            cur = await conn.execute(NEWEST_WS_TRADE_SQL, (symbol,))
+            row = await cur.fetchone()
+            if row is None:
+                continue
+            ts: datetime = row[0]
+            received_at: datetime = row[1]
+            moment = min(ms_from_datetime(ts), ms_from_datetime(received_at))
+            newest = moment if newest is None else max(newest, moment)
+        if newest is not None:
+            earliest = newest if earliest is None else min(earliest, newest)
+    return earliest

@@ -88,6 +88,15 @@ class BatchWriter:
         """Queue ``record``; waits while the queue is full."""
         await self._queue.put(record)
 
+    def offer(self, record: Record) -> bool:
+        """Queue ``record`` unless the queue is full; whether it was queued (no coroutine: the
+        feed calls this once per frame)."""
+        try:
+            self._queue.put_nowait(record)
+        except asyncio.QueueFull:
+            return False
+        return True
+
     async def flush(self) -> None:
         """Return once every record queued so far is committed (or definitively refused)."""
         await self._queue.join()

@@ -176,3 +176,16 @@ async def test_trades_in_verified_range_are_not_reinserted(pool: Pool) -> None:
         )
     assert [r.trade.trade_id for r in result.inserted] == [10, 11]
     assert result.conflicts == 1
+
+
+async def test_offer_queues_only_while_there_is_room(pool: Pool) -> None:
+    """``offer`` queues without waiting until the queue is full, then refuses and queues
+    nothing; the refused record goes in with ``put`` once the writer made room."""
+    counters = ProcessorCounters()
+    w = writer(pool, counters, queue_size=2)
+    records = [Received(trade(i), T0) for i in (1, 2, 3)]
+    assert [w.offer(r) for r in records] == [True, True, False]
+    assert w.queued == 2
+    await run_until_flushed(w, records[2:])
+    assert sorted(t.trade_id for t, *_ in await stored_trades(pool)) == [1, 2, 3]
+    assert counters.trades_ingested == 3
