@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from functools import lru_cache
 
 from trading.v1 import events_pb2
 
@@ -108,12 +109,20 @@ def _varint(value: int) -> bytes:
     return bytes(out)
 
 
+#: The ``nanos`` field of a Timestamp for each millisecond of a second (none for 0).
+_NANOS_FIELDS = [b""] + [b"\x10" + _varint(ms * _NANOS_PER_MS) for ms in range(1, 1000)]
+
+
+@lru_cache(maxsize=4096)
+def _seconds_field(seconds: int) -> bytes:
+    """The ``seconds`` field of a Timestamp (trades of one second share it: cached)."""
+    return b"\x08" + _varint(seconds) if seconds else b""
+
+
 def _timestamp_field(tag: bytes, ms: int) -> bytes:
     """A ``google.protobuf.Timestamp`` field of ``ms`` (proto3: zero fields omitted)."""
     seconds, millis = divmod(ms, 1000)
-    body = b"\x08" + _varint(seconds) if seconds else b""
-    if millis:
-        body += b"\x10" + _varint(millis * _NANOS_PER_MS)
+    body = _seconds_field(seconds) + _NANOS_FIELDS[millis]
     return tag + bytes((len(body),)) + body  # at most 17 bytes: a one-byte length
 
 
@@ -124,14 +133,21 @@ def _string_field(tag: bytes, text: str) -> bytes:
     return tag + _varint(len(data)) + data
 
 
+_SYMBOL_FIELDS: dict[str, bytes] = {}
+
+
 def trade_event_payload(trade: Trade, received_ms: int) -> bytes:
     """The serialized ``trading.v1.TradeEvent`` of ``trade``: byte for byte what
     ``SerializeToString`` gives for the message built with :func:`trade_to_proto` (fields in
     number order, proto3 defaults omitted), written directly as the feed builds one per trade."""
+    symbol = trade.symbol
+    symbol_field = _SYMBOL_FIELDS.get(symbol)
+    if symbol_field is None:
+        symbol_field = _SYMBOL_FIELDS[symbol] = _string_field(b"\x0a", symbol)
     trade_id = trade.trade_id
     body = b"".join(
         (
-            _string_field(b"\x0a", trade.symbol),
+            symbol_field,
             b"\x10" + _varint(trade_id) if trade_id else b"",
             _timestamp_field(b"\x1a", trade.ts_ms),
             _string_field(b"\x22", to_text(trade.price)),

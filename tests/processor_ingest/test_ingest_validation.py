@@ -313,3 +313,43 @@ def test_simulator_frames_take_the_fast_path() -> None:
     for raw in (sim.decode(), as_strings.decode(), frame()):
         assert flat_object(raw) is not None, raw
     assert parse(sim) == Trade("BTC", 42, NOW - 5, Decimal("27123.45"), Decimal("0.125"))
+
+
+_DIGITS = st.text(alphabet="0123456789", max_size=34)
+_AMOUNT_TEXTS = st.one_of(
+    st.builds(lambda i, f: i + ("." + f if f else ""), _DIGITS, _DIGITS),
+    st.builds(lambda i, f, e: f"{i}.{f}e{e}", _DIGITS, _DIGITS, st.integers(-40, 40)),
+    st.decimals(allow_nan=True, allow_infinity=True).map(str),
+    st.text(alphabet="0123456789.-+eE ", max_size=45),
+)
+
+
+@settings(max_examples=2000)
+@given(_AMOUNT_TEXTS)
+def test_amount_fast_path_agrees_with_the_full_checks(text: str) -> None:
+    """Plain decimal strings read at once give exactly what the full checks give (same value,
+    same digits), and the rest get the full checks' answer, rejections included."""
+    fast = validation._amount("price", text)
+    full = validation._checked_amount("price", text)
+    assert fast == full
+    if isinstance(fast, Decimal):
+        assert isinstance(full, Decimal)
+        assert fast.as_tuple() == full.as_tuple()
+
+
+@pytest.mark.parametrize(
+    ("text", "accepted"),
+    [
+        ("0.000", False),
+        ("1" + "0" * 29, True),
+        ("1" + "0" * 30, False),
+        ("0." + "0" * 29 + "1", True),
+        ("0." + "0" * 30 + "1", False),
+        ("1" * 20 + "." + "1" * 20, True),
+        ("1" * 21 + "." + "1" * 20, False),
+    ],
+)
+def test_amount_bounds_hold_on_the_fast_path(text: str, *, accepted: bool) -> None:
+    """Zero, 30 integer digits, 30 decimals and 40 significant digits: the bounds the fast path
+    must not widen."""
+    assert isinstance(validation._amount("price", text), Decimal) is accepted
