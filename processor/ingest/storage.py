@@ -21,6 +21,7 @@ from processor.trade_lock import lock_symbol_trades
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 INSERT_TRADES_SQL = """
+WITH inserted AS (
 INSERT INTO trades (symbol, trade_id, ts, price, quantity, source, verified, received_at)
 SELECT i.symbol, i.trade_id, timestamptz 'epoch' + i.ts_ms * interval '1 millisecond',
        i.price, i.quantity, 'ws', false,
@@ -38,6 +39,11 @@ AND NOT EXISTS (
 )
 ON CONFLICT DO NOTHING
 RETURNING symbol, trade_id
+)
+SELECT count(*),
+       CASE WHEN count(*) < %s THEN array_agg(symbol) END,
+       CASE WHEN count(*) < %s THEN array_agg(trade_id) END
+FROM inserted
 """
 
 INSERT_QUARANTINE_SQL = """
@@ -138,9 +144,16 @@ async def write_batch(
         cur = conn.cursor()
         if trades:
             await lock_symbol_trades(conn, {item.trade.symbol for item in trades})
-            await cur.execute(INSERT_TRADES_SQL, trade_arrays(trades))
-            keys = {(str(symbol), int(trade_id)) for symbol, trade_id in await cur.fetchall()}
-            inserted = [t for t in trades if (t.trade.symbol, t.trade.trade_id) in keys]
+            total = len(trades)
+            await cur.execute(INSERT_TRADES_SQL, (*trade_arrays(trades), total, total))
+            row = await cur.fetchone()
+            assert row is not None
+            count, symbols, trade_ids = row
+            if count == total:  # the common case: no row per trade to send and convert
+                inserted = list(trades)
+            else:
+                keys = set(zip(symbols or (), trade_ids or (), strict=True))
+                inserted = [t for t in trades if (t.trade.symbol, t.trade.trade_id) in keys]
         if quarantined:
             await cur.execute(
                 INSERT_QUARANTINE_SQL,
