@@ -23,7 +23,7 @@ SETTINGS = (
     ),
     Setting("PROXY_ADDRESS", "127.0.0.1:50051", "ProxyService gRPC address."),
     Setting("SYMBOLS", "BTC,ETH,SOL", "Symbols to ingest and reconcile."),
-    Setting("INGEST_BATCH_SIZE", "1000", "Trades per write transaction at most."),
+    Setting("INGEST_BATCH_SIZE", "10000", "Trades per write transaction at most."),
     Setting("INGEST_FLUSH_INTERVAL", "50ms", "Longest wait before a partial batch is written."),
     Setting("INGEST_QUEUE_SIZE", "20000", "Frames buffered before the feed waits (backpressure)."),
     Setting(

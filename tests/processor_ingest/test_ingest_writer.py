@@ -189,3 +189,21 @@ async def test_offer_queues_only_while_there_is_room(pool: Pool) -> None:
     await run_until_flushed(w, records[2:])
     assert sorted(t.trade_id for t, *_ in await stored_trades(pool)) == [1, 2, 3]
     assert counters.trades_ingested == 3
+
+
+async def test_a_refused_batch_is_halved_until_the_bad_trade_stands_alone(pool: Pool) -> None:
+    """One trade the database refuses among 64: the other 63 are stored with their events in
+    a handful of transactions (the halves without it, one per halving), not one per trade."""
+    counters = ProcessorCounters()
+    w = writer(pool, counters, batch_size=64, queue_size=64)
+    records = [Received(trade(i), T0) for i in range(1, 65)]
+    records[40] = Received(Trade("BTC", 41, T0 + 41, Decimal(0), Decimal(1)), T0)
+    assert all(w.offer(r) for r in records)  # one batch: all queued before the writer runs
+    await run_until_flushed(w, [])
+    assert [s[0].trade_id for s in await stored_trades(pool)] == [
+        i for i in range(1, 65) if i != 41
+    ]
+    assert len(await trade_events(pool)) == 63
+    assert await count(pool, "quarantine") == 1
+    # 6 halvings of 64 -> 6 committed halves, then the quarantined trade: 7, not 64.
+    assert w.batches_written == 7
