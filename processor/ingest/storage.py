@@ -195,7 +195,9 @@ async def newest_ws_trade_ms(conn: Connection, lanes: Sequence[Sequence[str]]) -
 
     A lane writes its records in the order they were read, so everything it read before its
     newest stored trade is stored; lanes commit independently, so a killed process may have
-    left one lane behind another."""
+    left one lane behind another. The lanes are this run's: when ``INGEST_WRITERS`` changed
+    between runs the gap may start a little late or early, which costs nothing but order, as
+    reconciliation verifies every window whether a gap covers it or not (gaps go first)."""
     earliest: int | None = None
     for symbols in lanes:
         newest: int | None = None
