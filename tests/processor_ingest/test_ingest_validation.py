@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import decimal
 import json
 from decimal import Decimal
 from unittest import mock
@@ -327,14 +329,19 @@ _AMOUNT_TEXTS = st.one_of(
 @settings(max_examples=2000)
 @given(_AMOUNT_TEXTS)
 def test_amount_fast_path_agrees_with_the_full_checks(text: str) -> None:
-    """Plain decimal strings read at once give exactly what the full checks give (same value,
-    same digits), and the rest get the full checks' answer, rejections included."""
-    fast = validation._amount("price", text)
-    full = validation._checked_amount("price", text)
-    assert fast == full
-    if isinstance(fast, Decimal):
-        assert isinstance(full, Decimal)
-        assert fast.as_tuple() == full.as_tuple()
+    """Plain decimal strings, and Decimals whose text is plain, read at once give exactly what
+    the full checks give (same value, same digits), and the rest get the full checks' answer,
+    rejections included."""
+    values: list[object] = [text]
+    with contextlib.suppress(decimal.InvalidOperation):
+        values.append(Decimal(text))  # what the frame parser makes of a JSON number
+    for value in values:
+        fast = validation._amount("price", value)
+        full = validation._checked_amount("price", value)
+        assert fast == full, value
+        if isinstance(fast, Decimal):
+            assert isinstance(full, Decimal)
+            assert fast.as_tuple() == full.as_tuple()
 
 
 @pytest.mark.parametrize(
@@ -353,3 +360,4 @@ def test_amount_bounds_hold_on_the_fast_path(text: str, *, accepted: bool) -> No
     """Zero, 30 integer digits, 30 decimals and 40 significant digits: the bounds the fast path
     must not widen."""
     assert isinstance(validation._amount("price", text), Decimal) is accepted
+    assert isinstance(validation._amount("price", Decimal(text)), Decimal) is accepted
