@@ -88,14 +88,16 @@ def _amount(name: str, value: object) -> Decimal | Rejection:
     """``value`` as a valid amount: a plain string, or a Decimal whose exact text is plain (a
     JSON number with a fraction), accepted at once; the rest checked by :func:`_checked_amount`
     (which gives the same answer for the plain ones; property-tested)."""
-    kind = type(value)
-    if kind is str or kind is Decimal:
-        text = value if kind is str else str(value)  # a Decimal's str round-trips exactly
-        assert isinstance(text, str)
-        if len(text) <= MAX_DIGITS and _PLAIN_AMOUNT.fullmatch(text):
-            amount = value if isinstance(value, Decimal) else Decimal(text)
-            if amount:  # "0.000" is plain but not positive
-                return amount
+    if type(value) is str:
+        text: str | None = value
+    elif type(value) is Decimal:
+        text = str(value)  # a Decimal's str round-trips exactly
+    else:
+        text = None
+    if text is not None and len(text) <= MAX_DIGITS and _PLAIN_AMOUNT.fullmatch(text):
+        amount = value if isinstance(value, Decimal) else Decimal(text)
+        if amount:  # "0.000" is plain but not positive
+            return amount
     return _checked_amount(name, value)
 
 

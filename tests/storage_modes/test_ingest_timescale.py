@@ -5,7 +5,7 @@ and the inserted keys only when some were skipped) right in every case."""
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from decimal import Decimal
 
 import pytest
@@ -13,7 +13,6 @@ import pytest
 from devstack.pglite import PgliteTimescale, unavailable_reason
 from processor.ingest.records import Received
 from processor.ingest.storage import INSERT_TRADES_SQL, trade_arrays
-from processor.schema import StorageMode, migrations_for
 from tradekit.domain import Trade
 
 pytestmark = pytest.mark.skipif(
@@ -22,15 +21,6 @@ pytestmark = pytest.mark.skipif(
 )
 
 T0 = 1_763_900_000_000
-
-
-@pytest.fixture
-def timescale() -> Iterator[PgliteTimescale]:
-    """A fresh in-memory PGlite + TimescaleDB with the project's TimescaleDB migrations."""
-    with PgliteTimescale() as db:
-        for migration in migrations_for(StorageMode.TIMESCALE):
-            db.execute_script(migration.sql)
-        yield db
 
 
 def _dollar(sql: str) -> str:

@@ -243,15 +243,6 @@ def _refresh(db: PgliteTimescale, affected: Iterable[datetime], *, fine: bool = 
 
 
 @pytest.fixture
-def timescale() -> Iterator[PgliteTimescale]:
-    """A fresh in-memory PGlite + TimescaleDB with the project's TimescaleDB migrations."""
-    with PgliteTimescale() as db:
-        for migration in migrations_for(StorageMode.TIMESCALE):
-            db.execute_script(migration.sql)
-        yield db
-
-
-@pytest.fixture
 def timescale_v2() -> Iterator[PgliteTimescale]:
     """PGlite + TimescaleDB with the TimescaleDB migrations up to version 2 only."""
     with PgliteTimescale() as db:

@@ -15,14 +15,13 @@ from __future__ import annotations
 import decimal
 import itertools
 import random
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from decimal import Decimal
 
 import pytest
 
 from devstack.pglite import PgliteTimescale, unavailable_reason
-from processor.schema import StorageMode, migrations_for
 from tests.storage_modes.pglite_params import to_dollar_params
 from tradekit.domain import Trade
 from tradekit.money import VWAP_PRECISION, vwap_quotient
@@ -256,15 +255,6 @@ def _materialised_rows(db: PgliteTimescale, view: str) -> int:
     )
     [(count,)] = db.query(f"SELECT count(*) FROM {table}")
     return int(str(count))
-
-
-@pytest.fixture
-def timescale() -> Iterator[PgliteTimescale]:
-    """A fresh in-memory PGlite + TimescaleDB with the project's TimescaleDB migrations."""
-    with PgliteTimescale() as db:
-        for migration in migrations_for(StorageMode.TIMESCALE):
-            db.execute_script(migration.sql)
-        yield db
 
 
 def test_window_sql_is_exact_with_real_time_aggregation(timescale: PgliteTimescale) -> None:
