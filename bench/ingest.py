@@ -4,8 +4,10 @@ The simulator (``clean`` profile, its own process) holds its clock, the processo
 its WebSocket feed, then the simulator releases a backlog of several tickers at once and sends
 it as fast as the processor reads. The processor (in this process, everything real: batch
 writer, dedup, aggregates triggers, transactional event log, NATS relay to JetStream) stores
-it. Measured: stored trades/s while the backlog drains (10 % -> 90 % of it, "sustained") and
-from the release to the last commit ("end to end"), and how far the relay lags.
+it. Measured: stored trades/s while the backlog drains (10 % -> 90 % of it, "sustained"), and
+from the first frame of the backlog in to its last event published to JetStream ("end to
+end"); the simulator's own time making up the backlog's tape before its first frame is
+reported apart (``tape_generation_s``), as is how far the relay lags the last commit.
 
 Baseline: the stored rows, read back, COPYed with psycopg into a plain table shaped like
 ``trades`` (same columns, primary key and index; no triggers, no events).
@@ -42,6 +44,7 @@ from proxy.app import run_proxy
 from proxy.config import load_config as load_proxy_config
 from tradekit.config import Env
 from tradekit.entry import freeze_startup_heap
+from tradekit.tasks import cancel_and_wait
 
 NAME = "ingest"
 TARGET_RATE = 25_000
@@ -115,6 +118,16 @@ async def delete_stream(nats_url: str, stream: str) -> None:
         pass
     finally:
         await nc.close()
+
+
+async def first_frame_at(processor: RunningProcessor, timeout_s: float) -> float:
+    """When the processor received its next frame (started before the backlog's release: the
+    simulator may send while the release command's answer is still on its way)."""
+    counters = processor.counters
+    before = counters.frames_received
+    return await wait_until(
+        lambda: counters.frames_received > before, timeout_s, "the first frame", 0.002
+    )
 
 
 async def drain(
@@ -220,8 +233,15 @@ async def bench(
                         if profiler is not None:
                             profiler.enable()
                         began = time.monotonic()
-                        released = int((await sim.command(f"jump {backlog_ms}")).split()[1])
-                        marks, cpu = await drain(processor, released, timeout_s=timeout_s)
+                        first_frame = asyncio.create_task(
+                            first_frame_at(processor, timeout_s=timeout_s)
+                        )
+                        try:
+                            released = int((await sim.command(f"jump {backlog_ms}")).split()[1])
+                            marks, cpu = await drain(processor, released, timeout_s=timeout_s)
+                        finally:
+                            await cancel_and_wait(first_frame)
+                        frame_in = first_frame.result()
                         if profiler is not None:
                             profiler.disable()
                         counters = processor.counters
@@ -240,18 +260,19 @@ async def bench(
                     await delete_stream(nats_url, config.nats_stream)
         copy_rate, copied = await raw_copy_rate(db)
     sustained = 0.8 * released / (marks["0.9"] - marks["0.1"])
-    end_to_end = released / (marks["1.0"] - began)
+    end_to_end = released / (relayed_at - frame_in)
     ratio = sustained / copy_rate
     duplicates = int(stats["ws"]["faults"].get("duplicate", 0))
     frames = int(stats["ws"]["frames_sent"])
     result: dict[str, Any] = {
         "benchmark": NAME,
         "headline": (
-            f"ingest {sustained:,.0f} trades/s sustained ({end_to_end:,.0f} end to end) vs raw "
+            f"ingest {sustained:,.0f} trades/s sustained ({end_to_end:,.0f} end to end, first frame"
+            f" in to last event published) vs raw "
             f"COPY {copy_rate:,.0f} trades/s = {ratio:.2f}x"
         ),
         "target": f">= {TARGET_RATE:,} trades/s and >= {TARGET_RATIO} x raw COPY",
-        "target_met": sustained >= TARGET_RATE and ratio >= TARGET_RATIO,
+        "target_met": min(sustained, end_to_end) >= TARGET_RATE and ratio >= TARGET_RATIO,
         "checks": {
             "stored_equals_frames_minus_duplicates": stored == frames - duplicates,
             "stored_equals_released": stored == released,
@@ -275,7 +296,8 @@ async def bench(
         "jetstream_messages": in_nats,
         "sustained_trades_per_s": rounded(sustained, 0),
         "end_to_end_trades_per_s": rounded(end_to_end, 0),
-        "first_10pct_s": rounded(marks["0.1"] - began, 2),
+        "tape_generation_s": rounded(frame_in - began, 2),
+        "first_10pct_s": rounded(marks["0.1"] - frame_in, 2),
         "relay_lag_after_last_commit_s": rounded(relayed_at - marks["1.0"], 2),
         "raw_copy_trades_per_s": rounded(copy_rate, 0),
         "raw_copy_rows": copied,

@@ -64,7 +64,7 @@ def well_formed(path: Path, name: str) -> dict[str, Any]:
 @pytest.mark.parametrize(
     ("name", "numbers"),
     [
-        ("ingest", ("sustained_trades_per_s", "raw_copy_trades_per_s", "ratio_to_raw_copy")),
+        ("ingest", ("sustained_trades_per_s", "end_to_end_trades_per_s", "ratio_to_raw_copy")),
         ("queries", ("share_of_echo",)),
         ("range_vwap", ("speedup", "raw_scan_median_ms", "aggregates_median_ms")),
     ],
