@@ -31,8 +31,9 @@ from nats.js.errors import NotFoundError
 
 from processor.db import Pool
 from processor.event_log import LoggedEvent, read_events
-from processor.events import SEQUENCE_HEADER, STREAM_SUBJECTS, TYPE_HEADER
+from processor.events import SEQUENCE_HEADER, STREAM_SUBJECTS
 from processor.head_watch import HeadWatcher
+from processor.nats_wire import hpub_batch, send_raw
 from processor.stats import ProcessorCounters
 from tradekit.logs import event_logger
 from tradekit.tasks import cancel_and_wait
@@ -280,23 +281,16 @@ class NatsRelay:
         assert self._nc is not None
         assert self._inbox is not None
         nc = self._nc
-        last = events[-1].seq
-        acks = _BatchAcks(event.seq for event in events if ack_every or event.seq == last)
+        asked = {event.seq for event in events} if ack_every else {events[-1].seq}
+        acks = _BatchAcks(asked)
         self._acks = acks
         try:
-            prefix = self._inbox[:-1]  # "<inbox>." : each reply subject ends with the sequence
-            for event in events:
-                seq = str(event.seq)
-                await nc.publish(
-                    event.subject,
-                    event.payload,
-                    reply=prefix + seq if ack_every or event.seq == last else "",
-                    headers={
-                        "Nats-Msg-Id": "evt-" + seq,
-                        TYPE_HEADER: event.type_name,
-                        SEQUENCE_HEADER: seq,
-                    },
-                )
+            commands = hpub_batch(
+                ((e.subject, e.type_name, e.seq, e.payload) for e in events),
+                reply_prefix=self._inbox[:-1],  # "<inbox>.": each reply ends with the sequence
+                ask=asked,
+            )
+            await send_raw(nc, commands)
             async with asyncio.timeout(self._ack_timeout_s):
                 await acks.done.wait()
         finally:
