@@ -2,9 +2,33 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
-from tradekit.config import Env, Setting
+from tradekit.config import ConfigError, Env, Setting
+
+#: A symbol becomes a NATS subject token (``trading.trade.<symbol>``): printable ASCII without
+#: spaces or the subject's separators and wildcards.
+_SYMBOL = re.compile(r"[!-~]+")
+_NOT_IN_SYMBOL = frozenset(".*>")
+
+
+def symbols_setting(env: Env) -> tuple[str, ...]:
+    """``SYMBOLS``, each one checked: at least one, no repeats, each usable in a subject."""
+    symbols = env.csv("SYMBOLS")
+    if not symbols:
+        raise ConfigError("SYMBOLS must name at least one symbol, e.g. BTC,ETH")
+    for symbol in symbols:
+        if not _SYMBOL.fullmatch(symbol) or not _NOT_IN_SYMBOL.isdisjoint(symbol):
+            raise ConfigError(
+                f"SYMBOLS: {symbol!r} cannot be a symbol: it is the last token of NATS subjects"
+                " (trading.trade.<symbol>), so use printable ASCII without spaces, '.', '*' or"
+                " '>' (e.g. BTC, BTC-USD)"
+            )
+    if len(set(symbols)) != len(symbols):
+        raise ConfigError(f"SYMBOLS names a symbol twice: {','.join(symbols)}")
+    return symbols
+
 
 SETTINGS = (
     Setting("PROCESSOR_HOST", "127.0.0.1", "Interface the gRPC server listens on."),
@@ -82,7 +106,7 @@ class ProcessorConfig:
             nats_max_age_ms=env.duration_ms("NATS_MAX_AGE", minimum=60_000),
             provider_ws_url=env.text("PROVIDER_WS_URL"),
             proxy_address=env.text("PROXY_ADDRESS"),
-            symbols=env.csv("SYMBOLS"),
+            symbols=symbols_setting(env),
             ingest_batch_size=env.integer("INGEST_BATCH_SIZE", minimum=1),
             ingest_flush_interval_ms=env.duration_ms("INGEST_FLUSH_INTERVAL", minimum=1),
             ingest_queue_size=env.integer("INGEST_QUEUE_SIZE", minimum=1),
