@@ -46,7 +46,11 @@ SETTINGS = (
         "PROVIDER_WS_URL", "ws://127.0.0.1:8700/stream", "Provider WebSocket feed (all tickers)."
     ),
     Setting("PROXY_ADDRESS", "127.0.0.1:50051", "ProxyService gRPC address."),
-    Setting("SYMBOLS", "BTC,ETH,SOL", "Symbols to ingest and reconcile."),
+    Setting(
+        "SYMBOLS",
+        "BTC,ETH,SOL",
+        "Symbols to ingest and reconcile (printable ASCII without spaces, '.', '*' or '>').",
+    ),
     Setting("INGEST_BATCH_SIZE", "10000", "Trades per write transaction at most."),
     Setting("INGEST_FLUSH_INTERVAL", "50ms", "Longest wait before a partial batch is written."),
     Setting("INGEST_QUEUE_SIZE", "20000", "Frames buffered before the feed waits (backpressure)."),
