@@ -21,7 +21,11 @@ from processor.trade_lock import lock_symbol_trades
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 INSERT_TRADES_SQL = """
-WITH inserted AS (
+WITH newest AS MATERIALIZED (
+SELECT s.symbol, (SELECT max(t.trade_id) FROM trades t WHERE t.symbol = s.symbol) AS max_id
+FROM unnest(%s::text::text[]) AS s(symbol)
+),
+inserted AS (
 INSERT INTO trades (symbol, trade_id, ts, price, quantity, source, verified, received_at)
 SELECT i.symbol, i.trade_id, timestamptz 'epoch' + i.ts_ms * interval '1 millisecond',
        i.price, i.quantity, 'ws', false,
@@ -29,9 +33,12 @@ SELECT i.symbol, i.trade_id, timestamptz 'epoch' + i.ts_ms * interval '1 millise
 FROM unnest(%s::text::text[], %s::text::bigint[], %s::text::bigint[], %s::text::numeric[],
             %s::text::numeric[], %s::text::bigint[])
      AS i(symbol, trade_id, ts_ms, price, quantity, received_ms)
-WHERE NOT EXISTS (
-    SELECT 1 FROM trades t WHERE t.symbol = i.symbol AND t.trade_id = i.trade_id
-)
+JOIN newest n ON n.symbol = i.symbol
+WHERE CASE
+    WHEN n.max_id IS NULL OR i.trade_id > n.max_id THEN true  -- above every stored id
+    ELSE (SELECT false FROM trades t
+          WHERE t.symbol = i.symbol AND t.trade_id = i.trade_id LIMIT 1) IS NULL
+END
 AND NOT EXISTS (
     SELECT 1 FROM symbols v
     WHERE v.symbol = i.symbol
@@ -98,9 +105,10 @@ def _quoted(symbol: str) -> str:
     return '"' + symbol.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def trade_arrays(trades: Sequence[Received]) -> tuple[str, str, str, str, str, str]:
-    """The parameters of :data:`INSERT_TRADES_SQL`: symbols, ids, epoch-ms times, prices,
-    quantities and epoch-ms arrival times of ``trades``, each a text array literal."""
+def trade_arrays(trades: Sequence[Received]) -> tuple[str, str, str, str, str, str, str]:
+    """The array parameters of :data:`INSERT_TRADES_SQL`: the distinct symbols, then the
+    symbols, ids, epoch-ms times, prices, quantities and epoch-ms arrival times of ``trades``,
+    each a text array literal."""
     quoted: dict[str, str] = {}
     symbols: list[str] = []
     for item in trades:
@@ -110,6 +118,7 @@ def trade_arrays(trades: Sequence[Received]) -> tuple[str, str, str, str, str, s
             text = quoted[symbol] = _quoted(symbol)
         symbols.append(text)
     return (
+        "{" + ",".join(quoted.values()) + "}",
         "{" + ",".join(symbols) + "}",
         _array_literal(item.trade.trade_id for item in trades),
         _array_literal(item.trade.ts_ms for item in trades),

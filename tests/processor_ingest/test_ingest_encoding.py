@@ -47,18 +47,21 @@ def test_varint_matches_protobuf(value: int) -> None:
 
 
 def test_trade_arrays_are_literals_of_every_column() -> None:
-    """Symbols are quoted; ids, times and amounts are written as psycopg would."""
+    """The distinct symbols, then every column; symbols are quoted, ids, times and amounts
+    written as psycopg would."""
     items = [
         Received(Trade("BTC", 7, 1_700_000_000_123, Decimal("1E+5"), Decimal("0.50")), 5),
         Received(Trade("ETH", 8, -1, Decimal("27123.45"), Decimal("2")), 6),
+        Received(Trade("BTC", 9, 3, Decimal("3"), Decimal("4")), 7),
     ]
     assert trade_arrays(items) == (
         '{"BTC","ETH"}',
-        "{7,8}",
-        "{1700000000123,-1}",
-        "{1E+5,27123.45}",
-        "{0.50,2}",
-        "{5,6}",
+        '{"BTC","ETH","BTC"}',
+        "{7,8,9}",
+        "{1700000000123,-1,3}",
+        "{1E+5,27123.45,3}",
+        "{0.50,2,4}",
+        "{5,6,7}",
     )
 
 

@@ -207,3 +207,33 @@ async def test_a_refused_batch_is_halved_until_the_bad_trade_stands_alone(pool: 
     assert await count(pool, "quarantine") == 1
     # 6 halvings of 64 -> 6 committed halves, then the quarantined trade: 7, not 64.
     assert w.batches_written == 7
+
+
+async def test_ids_below_the_newest_stored_are_checked_one_by_one(pool: Pool) -> None:
+    """A trade whose id is above every stored id of its symbol is inserted without a lookup;
+    one below is looked up: stored (under another time) it is skipped, missing it is inserted;
+    each symbol's newest id is its own."""
+    async with pool.connection() as conn:
+        await write_batch(conn, [Received(trade(1), T0), Received(trade(5), T0)], [], [])
+        await write_batch(conn, [Received(trade(50, symbol="ETH"), T0)], [], [])
+        result = await write_batch(
+            conn,
+            [
+                Received(trade(3), T0),  # below BTC's newest (5), not stored: inserted
+                Received(trade(5, ts=T0 + 999, price="1"), T0),  # stored at another time
+                Received(trade(7), T0),  # above BTC's newest
+                Received(trade(6, symbol="ETH"), T0),  # below ETH's newest, not stored
+                Received(trade(50, symbol="ETH", ts=T0 + 1), T0),  # ETH's newest again
+                Received(trade(2, symbol="SOL"), T0),  # a symbol with nothing stored
+            ],
+            [],
+            [],
+        )
+    inserted = [(r.trade.symbol, r.trade.trade_id) for r in result.inserted]
+    assert inserted == [("BTC", 3), ("BTC", 7), ("ETH", 6), ("SOL", 2)]
+    assert result.conflicts == 2
+    stored = {(s[0].symbol, s[0].trade_id): s[0] for s in await stored_trades(pool)}
+    assert set(stored) == {("BTC", 1), ("BTC", 3), ("BTC", 5), ("BTC", 7), ("ETH", 6),
+                           ("ETH", 50), ("SOL", 2)}  # fmt: skip
+    assert stored[("BTC", 5)].price == Decimal("27123.45")
+    assert await count(pool, "events") == 7
