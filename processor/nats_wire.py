@@ -44,7 +44,7 @@ def _safe(text: str) -> str:
     if text in _checked:
         return text
     if not text or not _FORBIDDEN.isdisjoint(text) or not text.isprintable():
-        raise UnsafeText(f"cannot publish {text!r} on NATS: empty or holds whitespace")
+        raise UnsafeText(f"cannot publish {text!r} on NATS: empty, or holds whitespace or controls")
     if len(_checked) < 10_000:
         _checked.add(text)
     return text
