@@ -1,8 +1,9 @@
 """The NATS relay's own process: ``python -m processor.relay_worker``, started and supervised by
 the processor (:class:`processor.relay_process.RelayProcess`), never by hand.
 
-Publishing every event costs about as much CPU as ingesting it; in its own process the relay
-runs on another core and a slow NATS never takes time from the feed. Settings come from the
+Publishing every event costs CPU (about a fifth of ingesting it, reading the log back
+included); in its own process the relay runs on another core and a slow NATS never takes time
+from the feed. Settings come from the
 environment (``DATABASE_URL``, ``NATS_URL``, ``NATS_STREAM``, ``NATS_MAX_AGE``, ``LOG_LEVEL``,
 as the processor's). It talks to its parent in lines on stdout: ``ready <position>`` once
 recovered, then ``published <position>`` whenever it advanced (at most every
