@@ -38,7 +38,7 @@ from bench.report import bench_parser, finish, rounded
 from bench.servers import nats_server, postgres_server
 from bench.sim_process import SimProcess
 from devstack.postgres import temporary_database
-from processor.app import RunningProcessor, run_processor
+from processor.app import GC_THRESHOLDS, RunningProcessor, run_processor
 from processor.config import SETTINGS, ProcessorConfig
 from proxy.app import run_proxy
 from proxy.config import load_config as load_proxy_config
@@ -227,7 +227,8 @@ async def bench(
                 config = ProcessorConfig.from_env(Env(SETTINGS, env))
                 try:
                     async with run_processor(config) as processor:
-                        freeze_startup_heap()  # as the service's entry point does once it is up
+                        # as the service's entry point does once it is up
+                        freeze_startup_heap(GC_THRESHOLDS)
                         await connected(processor, sim)
                         profiler = cProfile.Profile() if profile else None
                         if profiler is not None:

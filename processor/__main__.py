@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Mapping, Sequence
 
-from processor.app import run_processor
+from processor.app import GC_THRESHOLDS, run_processor
 from processor.config import SETTINGS, ProcessorConfig
 from tradekit.config import Env
 from tradekit.entry import run_service_main
@@ -27,6 +27,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         load_config=load_config,
         run=run_processor,
         argv=argv,
+        gc_thresholds=GC_THRESHOLDS,
     )
 
 

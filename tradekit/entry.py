@@ -4,7 +4,8 @@ Parse ``--help``/``--settings-table``, read the configuration from the environme
 logs, install the SIGTERM/SIGINT handlers BEFORE the server reports SERVING, run the service's
 async context manager until a signal arrives, then leave it (graceful stop) and exit 0.
 Exit 2 on a configuration error, 1 when the port is taken. Once the service is up, the objects
-start-up made are frozen out of the garbage collector's reach (:func:`freeze_startup_heap`).
+start-up made are frozen out of the garbage collector's reach (:func:`freeze_startup_heap`), and
+a service that allocates heavily may set the collector's thresholds (``gc_thresholds``).
 """
 
 from __future__ import annotations
@@ -30,9 +31,14 @@ class _Configured(Protocol):
 C = TypeVar("C", bound=_Configured)
 
 
-def freeze_startup_heap() -> None:
+#: The collector's thresholds (``gc.set_threshold``): young collections, then each older one.
+Thresholds = tuple[int, int, int]
+
+
+def freeze_startup_heap(gc_thresholds: Thresholds | None = None) -> None:
     """Move every object alive now (modules, configuration, pools, servers: what start-up made)
-    to the collector's permanent generation, after collecting start-up's garbage.
+    to the collector's permanent generation, after collecting start-up's garbage; then set
+    ``gc_thresholds`` when given.
 
     A full collection walks every tracked object; a service under load runs one every second
     or so (objects of requests in flight get promoted), and over the start-up heap each paused
@@ -40,15 +46,20 @@ def freeze_startup_heap() -> None:
     """
     gc.collect()
     gc.freeze()
+    if gc_thresholds is not None:
+        gc.set_threshold(*gc_thresholds)
 
 
-async def serve_until_signal(running: AbstractAsyncContextManager[object]) -> None:
-    """Enter ``running``, freeze the start-up heap, wait for SIGTERM or SIGINT, then leave it."""
+async def serve_until_signal(
+    running: AbstractAsyncContextManager[object], *, gc_thresholds: Thresholds | None = None
+) -> None:
+    """Enter ``running``, freeze the start-up heap (and set ``gc_thresholds``), wait for SIGTERM
+    or SIGINT, then leave it."""
     async with asyncio.TaskGroup() as tasks:
         shutdown = tasks.create_task(wait_for_shutdown_signal(), name="shutdown-signal")
         await asyncio.sleep(0)  # the handlers are installed before the server starts
         async with running:
-            freeze_startup_heap()
+            freeze_startup_heap(gc_thresholds)
             await shutdown
 
 
@@ -60,6 +71,7 @@ def run_service_main(
     load_config: Callable[[Mapping[str, str]], C],
     run: Callable[[C], AbstractAsyncContextManager[object]],
     argv: Sequence[str] | None = None,
+    gc_thresholds: Thresholds | None = None,
 ) -> int:
     """The body of every service's ``main``; returns the exit status."""
     args = parse_command_line(prog, description, settings, argv)
@@ -73,7 +85,7 @@ def run_service_main(
         return 2
     configure_logging(config.log_level)
     try:
-        asyncio.run(serve_until_signal(run(config)))
+        asyncio.run(serve_until_signal(run(config), gc_thresholds=gc_thresholds))
     except PortInUseError as exc:
         event_logger(prog).error("cannot_listen", error=str(exc))
         return 1

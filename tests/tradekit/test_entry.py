@@ -42,3 +42,30 @@ async def test_a_started_service_freezes_its_startup_heap_then_stops_on_sigterm(
     finally:
         gc.unfreeze()
     assert walked == [False]
+
+
+async def test_a_service_may_set_the_collectors_thresholds() -> None:
+    """``gc_thresholds`` are in force while the service runs (the processor's are its own)."""
+    before = gc.get_threshold()
+    seen: list[tuple[int, int, int]] = []
+
+    @asynccontextmanager
+    async def service() -> AsyncIterator[None]:
+        async def probe() -> None:
+            await asyncio.sleep(0)  # runs once serve_until_signal is past the freeze
+            seen.append(gc.get_threshold())
+            os.kill(os.getpid(), signal.SIGTERM)
+
+        task = asyncio.create_task(probe())
+        try:
+            yield
+        finally:
+            await task
+
+    try:
+        await asyncio.wait_for(serve_until_signal(service(), gc_thresholds=(12_345, 11, 13)), 10)
+    finally:
+        gc.set_threshold(*before)
+        gc.unfreeze()
+    assert seen == [(12_345, 11, 13)]
+    assert before != (12_345, 11, 13)
