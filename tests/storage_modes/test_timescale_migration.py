@@ -571,6 +571,26 @@ async def test_upgrade_fills_the_10s_level_from_stored_trades_in_plain_mode(
         assert await _plain_fine(conn) == _fine_expected(corrected)
 
 
+async def test_upgrade_to_the_cheaper_minute_trigger_keeps_candles_exact(
+    database_url: str, tmp_path: Path
+) -> None:
+    """A plain database with candles kept by version 2's minute trigger, upgraded to version 4:
+    later inserts (shuffled, same-ms bursts, into minutes already holding trades) extend the
+    stored candles exactly as a brute force over every trade gives them."""
+    older = _first_versions(tmp_path, StorageMode.PLAIN, upto=3)
+    assert await migrate(database_url, "plain", directory=older) is StorageMode.PLAIN
+    trades = _make_trades(seed=14)
+    before, after = trades[: len(trades) // 2], trades[len(trades) // 2 :]
+    async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
+        await conn.execute("SET TimeZone = 'UTC'")
+        await _plain_insert(conn, before)
+        assert await migrate(database_url, "plain") is StorageMode.PLAIN
+        await _plain_insert(conn, after)
+        for view, width in LEVELS.items():
+            expected = _exact(_brute_force(trades, width))
+            assert _exact(await _plain_candles(conn, view)) == expected, view
+
+
 def test_upgrade_keeps_the_10s_level_exact_in_timescale_mode(timescale_v2: PgliteTimescale) -> None:
     """A TimescaleDB database holding materialised trades before version 3: the new continuous
     aggregate answers them exactly at once (real-time aggregation), their range is queued for
