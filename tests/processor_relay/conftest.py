@@ -10,6 +10,9 @@ import nats
 import pytest
 from nats.js.errors import NotFoundError
 
+from processor.db import Pool, open_pool
+from processor.schema import migrate
+
 
 @pytest.fixture
 async def stream_name(nats_url: str) -> AsyncIterator[str]:
@@ -23,3 +26,11 @@ async def stream_name(nats_url: str) -> AsyncIterator[str]:
             await nc.jetstream().delete_stream(name)
     finally:
         await nc.close()
+
+
+@pytest.fixture
+async def pool(database_url: str) -> AsyncIterator[Pool]:
+    """A migrated database with an empty event log."""
+    await migrate(database_url, "plain")
+    async with open_pool(database_url) as pool:
+        yield pool

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+
 import nats
 from nats.js import JetStreamContext
 
 from processor.db import Pool
 from processor.event_log import NewEvent, append_events
 from processor.events import SEQUENCE_HEADER
+from processor.relay import NatsRelay
 
 
 async def append_trade_events(pool: Pool, count: int, payload: bytes = b"x") -> None:
@@ -35,3 +39,11 @@ async def stream_sequences(js: JetStreamContext, stream: str) -> list[int | None
         header = (msg.headers or {}).get(SEQUENCE_HEADER)
         seqs.append(int(header) if header is not None else None)
     return seqs
+
+
+async def wait_published(relay: NatsRelay, seq: int, timeout_s: float = 20) -> None:
+    """Wait until ``relay`` has published through ``seq``; fail after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while relay.published_seq < seq:
+        assert time.monotonic() < deadline, f"relay stuck at {relay.published_seq} < {seq}"
+        await asyncio.sleep(0.02)

@@ -2,21 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
-import pytest
-
-from processor.db import Pool, open_pool
+from processor.db import Pool
 from processor.event_log import NewEvent, append_events, copy_rows, read_events
-from processor.schema import migrate
-
-
-@pytest.fixture
-async def pool(database_url: str) -> AsyncIterator[Pool]:
-    """A migrated database with an empty event log."""
-    await migrate(database_url, "plain")
-    async with open_pool(database_url) as pool:
-        yield pool
 
 
 def test_rows_are_copy_text_with_escapes_and_hex_payloads() -> None:

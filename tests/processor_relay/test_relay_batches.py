@@ -3,36 +3,15 @@ unexpected in the stream makes it acknowledge every message instead, still each 
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import AsyncIterator
-
 import nats
-import pytest
 from nats.js.api import StreamConfig
 
-from processor.db import Pool, open_pool
+from processor.db import Pool
 from processor.events import STREAM_SUBJECTS
 from processor.head_watch import HeadWatcher
 from processor.relay import NatsRelay
-from processor.schema import migrate
 from processor.stats import ProcessorCounters
-from tests.processor_relay.stream import append_trade_events, stream_sequences
-
-
-@pytest.fixture
-async def pool(database_url: str) -> AsyncIterator[Pool]:
-    """A migrated database with an empty event log."""
-    await migrate(database_url, "plain")
-    async with open_pool(database_url) as pool:
-        yield pool
-
-
-async def _wait_published(relay: NatsRelay, seq: int) -> None:
-    deadline = time.monotonic() + 20
-    while relay.published_seq < seq:
-        assert time.monotonic() < deadline, f"relay stuck at {relay.published_seq} < {seq}"
-        await asyncio.sleep(0.02)
+from tests.processor_relay.stream import append_trade_events, stream_sequences, wait_published
 
 
 async def test_batches_are_confirmed_by_one_ack_unless_the_stream_surprises(
@@ -59,17 +38,17 @@ async def test_batches_are_confirmed_by_one_ack_unless_the_stream_surprises(
             ) as relay,
         ):
             await append_trade_events(pool, 20)
-            await _wait_published(relay, 20)
+            await wait_published(relay, 20)
             assert relay.batches_confirmed_at_once >= 3
             assert relay.batches_acknowledged_per_message == 0
 
             await js.publish("trading.other.X", b"foreign")
             await append_trade_events(pool, 5)
-            await _wait_published(relay, 25)
+            await wait_published(relay, 25)
             assert relay.batches_acknowledged_per_message == 1
 
             await append_trade_events(pool, 5)
-            await _wait_published(relay, 30)
+            await wait_published(relay, 30)
             assert relay.batches_acknowledged_per_message == 1
         seqs = await stream_sequences(js, stream)
     finally:

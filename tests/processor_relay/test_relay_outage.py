@@ -4,37 +4,18 @@ once it is back, each exactly once, in order."""
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import nats
-import pytest
 from nats.js.api import StreamConfig
 
 from devstack.nats import EmbeddedNats
-from processor.db import Pool, open_pool
+from processor.db import Pool
 from processor.events import STREAM_SUBJECTS
 from processor.head_watch import HeadWatcher
 from processor.relay import NatsRelay
-from processor.schema import migrate
 from processor.stats import ProcessorCounters
-from tests.processor_relay.stream import append_trade_events, stream_sequences
-
-
-@pytest.fixture
-async def pool(database_url: str) -> AsyncIterator[Pool]:
-    """A migrated database with an empty event log."""
-    await migrate(database_url, "plain")
-    async with open_pool(database_url) as pool:
-        yield pool
-
-
-async def _wait_published(relay: NatsRelay, seq: int, timeout_s: float = 30) -> None:
-    deadline = time.monotonic() + timeout_s
-    while relay.published_seq < seq:
-        assert time.monotonic() < deadline, f"relay stuck at {relay.published_seq} < {seq}"
-        await asyncio.sleep(0.02)
+from tests.processor_relay.stream import append_trade_events, stream_sequences, wait_published
 
 
 async def test_events_committed_during_a_nats_outage_are_published_once_it_returns(
@@ -64,14 +45,14 @@ async def test_events_committed_during_a_nats_outage_are_published_once_it_retur
             ) as relay,
         ):
             await append_trade_events(pool, 50)
-            await _wait_published(relay, 50)
+            await wait_published(relay, 50)
             first.stop()
             for _ in range(5):  # committed while the server is down
                 await append_trade_events(pool, 20)
             await asyncio.sleep(1.5)
             assert relay.published_seq == 50
             second = EmbeddedNats(store_dir=store, port=port).start()
-            await _wait_published(relay, 150)
+            await wait_published(relay, 150, timeout_s=30)
         nc = await nats.connect(url)
         try:
             seqs = await stream_sequences(nc.jetstream(), "OUTAGE")

@@ -8,27 +8,17 @@ import os
 import signal
 import sys
 import time
-from collections.abc import AsyncIterator
 
 import nats
 import pytest
 
 from processor.config import SETTINGS, ProcessorConfig
-from processor.db import Pool, open_pool
+from processor.db import Pool
 from processor.head_watch import HeadWatcher
 from processor.relay_process import WORKER_MODULE, RelayProcess, worker_environment
-from processor.schema import migrate
 from processor.stats import ProcessorCounters
 from tests.processor_relay.stream import append_trade_events, stream_sequences
 from tradekit.config import Env
-
-
-@pytest.fixture
-async def pool(database_url: str) -> AsyncIterator[Pool]:
-    """A migrated database with an empty event log."""
-    await migrate(database_url, "plain")
-    async with open_pool(database_url) as pool:
-        yield pool
 
 
 def _config(database_url: str, nats_url: str, stream: str) -> ProcessorConfig:
