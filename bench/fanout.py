@@ -30,6 +30,7 @@ window covers the whole run).
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 import sys
@@ -44,6 +45,7 @@ from bench.servers import fresh_database
 from processor.schema import migrate
 from tradekit.domain import Trade
 from tradekit.entry import freeze_startup_heap
+from tradekit.money import exact_sum
 from vwap.app import run_vwap
 from vwap.config import VwapConfig
 
@@ -163,8 +165,8 @@ async def warm_up(source: EventProcess, client: ChildProcess) -> float:
 def brute_force(trades: Sequence[Trade], symbol: str) -> tuple[Decimal, Decimal, int, Decimal]:
     """Exact notional, volume, count and VWAP (30 significant digits, half-even)."""
     mine = [t for t in trades if t.symbol == symbol]
-    notional = sum((t.price * t.quantity for t in mine), Decimal(0))
-    volume = sum((t.quantity for t in mine), Decimal(0))
+    notional = functools.reduce(exact_sum, (t.notional for t in mine), Decimal(0))
+    volume = functools.reduce(exact_sum, (t.quantity for t in mine), Decimal(0))
     vwap = Context(prec=30, rounding=ROUND_HALF_EVEN).divide(notional, volume)
     return notional, volume, len(mine), vwap
 

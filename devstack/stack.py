@@ -3,13 +3,15 @@
 :class:`Stack` starts them in dependency order, each as its own process logging to
 ``data_dir/logs/<name>.log``, and stops them in reverse order (SIGTERM, then wait). Data lives
 under ``data_dir`` (``postgres/``, ``nats/``), so a second stack on the same directory resumes
-where the first stopped. Variables in ``extra_env`` win over everything the stack would set:
-``DATABASE_URL`` / ``NATS_URL`` replace the embedded servers, ``PROVIDER_REST_URL`` /
-``PROVIDER_WS_URL`` replace the simulator, and each service's own variables pass through.
+where the first stopped, the simulator continuing the same market (:mod:`devstack.market`).
+Variables in ``extra_env`` win over everything the stack would set: ``DATABASE_URL`` /
+``NATS_URL`` replace the embedded servers, ``PROVIDER_REST_URL`` / ``PROVIDER_WS_URL`` replace
+the simulator, and each service's own variables pass through.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +21,7 @@ from typing import Final, Self
 import psycopg
 
 from devstack.detached import MODULE_VARIABLE
+from devstack.market import market_start_ms
 from devstack.nats import EmbeddedNats
 from devstack.ports import LOOPBACK, port_is_open
 from devstack.postgres import SUPERUSER, EmbeddedPostgres, create_database
@@ -186,9 +189,11 @@ class Stack:
     def _start_services(self) -> None:
         provider = _provider_urls(self._extra_env)
         if provider is None:
+            now_ms = time.time_ns() // 1_000_000
             sim_env = {
                 "SIM_PORT": str(self._ports.simulator),
                 "SIM_PROFILE": self.profile,
+                "SIM_START_MS": str(market_start_ms(self.data_dir, self._sim_env, now_ms)),
                 **self._sim_env,
             }
             simulator = self._start("simulator", sim_env)

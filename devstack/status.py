@@ -25,6 +25,8 @@ class StackStatus:
     duplicates_dropped: int = 0
     frames_quarantined: int = 0
     windows_verified: int = 0
+    #: Window fetches REST could not answer completely (each holds its symbol's watermark).
+    windows_rejected: int = 0
     #: Trades inserted, updated or deleted by reconciliation.
     corrections: int = 0
     #: Current 5-minute VWAP per symbol (None: no trades in the window).
@@ -63,6 +65,7 @@ class StatusReader:
             duplicates_dropped=stats.duplicates_dropped,
             frames_quarantined=stats.frames_quarantined,
             windows_verified=stats.windows_verified,
+            windows_rejected=stats.windows_rejected,
             corrections=(
                 stats.corrections_inserted + stats.corrections_updated + stats.corrections_deleted
             ),
@@ -92,6 +95,7 @@ def _counters(status: StackStatus) -> list[tuple[str, int]]:
         ("duplicates dropped", status.duplicates_dropped),
         ("frames quarantined", status.frames_quarantined),
         ("windows verified", status.windows_verified),
+        ("windows rejected", status.windows_rejected),
         ("corrections", status.corrections),
     ]
 

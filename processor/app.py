@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import grpc
+import psycopg
 from trading.v1 import processor_pb2, processor_pb2_grpc
 
 from processor.config import ProcessorConfig
@@ -18,9 +19,10 @@ from processor.ingest.service import IngestService
 from processor.reconcile.config import ReconcileConfig
 from processor.reconcile.scheduler import Reconciler
 from processor.relay_process import RelayProcess
-from processor.schema import StorageMode, migrate
+from processor.schema import MATERIALISED_LAG_MS, StorageMode, migrate
 from processor.servicer import ProcessorServicer
 from processor.stats import ProcessorCounters
+from tradekit.entry import StartupError, redacted_url
 from tradekit.grpc_server import GrpcServer, ServiceRegistration
 from tradekit.logs import event_logger
 
@@ -50,9 +52,10 @@ class RunningProcessor:
     server: GrpcServer
 
 
-def ingest_config(config: ProcessorConfig) -> IngestConfig:
-    """The ingest settings from the processor's configuration."""
+def ingest_config(config: ProcessorConfig, *, timescale: bool = False) -> IngestConfig:
+    """The ingest settings from the processor's configuration (and the storage mode)."""
     return IngestConfig(
+        materialised_lag_ms=MATERIALISED_LAG_MS if timescale else None,
         batch_size=config.ingest_batch_size,
         flush_interval_ms=config.ingest_flush_interval_ms,
         queue_size=config.ingest_queue_size,
@@ -75,7 +78,13 @@ def reconcile_config(config: ProcessorConfig) -> ReconcileConfig:
 @contextlib.asynccontextmanager
 async def run_processor(config: ProcessorConfig) -> AsyncIterator[RunningProcessor]:
     """Run the whole processor until the block exits."""
-    mode = await migrate(config.database_url, config.storage_mode)
+    try:
+        mode = await migrate(config.database_url, config.storage_mode)
+    except psycopg.OperationalError as exc:
+        raise StartupError(
+            f"cannot reach the database at {redacted_url(config.database_url)}"
+            f" ({str(exc).strip().splitlines()[0]}): check DATABASE_URL and that it is up"
+        ) from exc
     log.info("storage_ready", mode=mode.value)
     counters = ProcessorCounters()
     async with contextlib.AsyncExitStack() as stack:
@@ -100,7 +109,7 @@ async def run_processor(config: ProcessorConfig) -> AsyncIterator[RunningProcess
                 ws_url=config.provider_ws_url,
                 symbols=config.symbols,
                 counters=counters,
-                config=ingest_config(config),
+                config=ingest_config(config, timescale=mode is StorageMode.TIMESCALE),
             )
         )
         servicer: ProcessorServicer | None = None

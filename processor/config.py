@@ -2,29 +2,26 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from tradekit.config import ConfigError, Env, Setting
-
-#: A symbol becomes a NATS subject token (``trading.trade.<symbol>``): printable ASCII without
-#: spaces or the subject's separators and wildcards.
-_SYMBOL = re.compile(r"[!-~]+")
-_NOT_IN_SYMBOL = frozenset(".*>")
+from tradekit.domain import DomainError, check_symbol
 
 
 def symbols_setting(env: Env) -> tuple[str, ...]:
-    """``SYMBOLS``, each one checked: at least one, no repeats, each usable in a subject."""
+    """``SYMBOLS``, each one checked at start: at least one, no repeats, each a symbol of the
+    domain (1-20 upper-case letters or digits: also a safe last token of NATS subjects)."""
     symbols = env.csv("SYMBOLS")
     if not symbols:
         raise ConfigError("SYMBOLS must name at least one symbol, e.g. BTC,ETH")
     for symbol in symbols:
-        if not _SYMBOL.fullmatch(symbol) or not _NOT_IN_SYMBOL.isdisjoint(symbol):
+        try:
+            check_symbol(symbol)
+        except DomainError as exc:
             raise ConfigError(
-                f"SYMBOLS: {symbol!r} cannot be a symbol: it is the last token of NATS subjects"
-                " (trading.trade.<symbol>), so use printable ASCII without spaces, '.', '*' or"
-                " '>' (e.g. BTC, BTC-USD)"
-            )
+                f"SYMBOLS: {symbol!r} cannot be a symbol: {exc} (the provider's tickers, e.g."
+                " BTC, ETH)"
+            ) from None
     if len(set(symbols)) != len(symbols):
         raise ConfigError(f"SYMBOLS names a symbol twice: {','.join(symbols)}")
     return symbols
@@ -49,7 +46,7 @@ SETTINGS = (
     Setting(
         "SYMBOLS",
         "BTC,ETH,SOL",
-        "Symbols to ingest and reconcile (printable ASCII without spaces, '.', '*' or '>').",
+        "Symbols to ingest and reconcile (1-20 upper-case letters or digits each).",
     ),
     Setting("INGEST_BATCH_SIZE", "10000", "Trades per write transaction at most."),
     Setting("INGEST_FLUSH_INTERVAL", "50ms", "Longest wait before a partial batch is written."),

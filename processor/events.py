@@ -188,8 +188,10 @@ def correction_event(correction: Correction, window: TimeWindow, correction_id: 
     )
 
 
-def window_event(outcome: WindowOutcome) -> NewEvent:
-    """A window verified against REST."""
+def window_event(
+    outcome: WindowOutcome, verified_until_ms: int, verified_from_ms: int | None = None
+) -> NewEvent:
+    """A window verified against REST, with the symbol's verified range after it."""
     msg = events_pb2.WindowVerifiedEvent(
         symbol=outcome.symbol,
         window=window_to_proto(outcome.window),
@@ -198,7 +200,10 @@ def window_event(outcome: WindowOutcome) -> NewEvent:
         inserted=outcome.inserted,
         updated=outcome.updated,
         deleted=outcome.deleted,
+        verified_until=timestamp_from_ms(verified_until_ms),
     )
+    if verified_from_ms is not None:
+        msg.verified_from.CopyFrom(timestamp_from_ms(verified_from_ms))
     return NewEvent(
         outcome.symbol,
         f"trading.window.{outcome.symbol}",

@@ -23,6 +23,11 @@ from processor.db import Connection
 from tradekit.logs import event_logger
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+#: TimescaleDB mode: the smallest ``end_offset`` of the aggregate refresh policies (the
+#: 10-second level's, migration 0003). A bucket ending later than this before now has not been
+#: materialised by a policy; an older one may have been, and a trade stored in it afterwards
+#: is not in its aggregate until the next refresh.
+MATERIALISED_LAG_MS = 10_000
 _FILE = re.compile(r"^(\d{4})_([a-z0-9_]+)(?:\.(plain|timescale))?\.sql$")
 _LOCK_KEY = 7_311_2024
 

@@ -27,7 +27,7 @@ from tradekit.wire import (
     WireError,
     symbol_from_proto,
     timestamp_from_ms,
-    window_from_fields,
+    window_from_request,
     window_to_proto,
 )
 
@@ -102,6 +102,12 @@ class ProcessorServicer(processor_pb2_grpc.ProcessorServiceServicer):
         """The ledger's windows overlapping a range."""
         symbol, window = await _symbol_and_window(request, context)
         entries, verified_until = await self._reconciler.coverage(symbol, window)
+        if verified_until is None and symbol not in self._reconciler.symbols:
+            await context.abort(
+                grpc.StatusCode.NOT_FOUND,
+                f"{symbol} is not reconciled here (SYMBOLS: {', '.join(self._reconciler.symbols)});"
+                " a Backfill of it would start its coverage",
+            )
         response = processor_pb2.GetCoverageResponse(
             windows=[
                 processor_pb2.CoverageWindow(
@@ -151,8 +157,6 @@ async def _symbol_and_window(
     context: grpc.aio.ServicerContext[Any, Any],
 ) -> tuple[str, TimeWindow]:
     try:
-        return symbol_from_proto(request.symbol), window_from_fields(
-            request.start_time, request.end_time
-        )
+        return symbol_from_proto(request.symbol), window_from_request(request)
     except WireError as exc:
         await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))

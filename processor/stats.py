@@ -21,6 +21,8 @@ class ProcessorCounters:
     corrections_updated: int = 0
     corrections_deleted: int = 0
     events_published: int = 0
+    #: Window fetches REST cannot answer completely (each attempt; the window stays unverified).
+    windows_rejected: int = 0
 
     def snapshot(self) -> dict[str, int]:
         """A copy of every counter by name."""

@@ -30,7 +30,7 @@ from tradekit.wire import (
     symbol_from_proto,
     timestamp_from_ms,
     trade_to_proto,
-    window_from_fields,
+    window_from_request,
 )
 
 Context = grpc.aio.ServicerContext[Any, Any]
@@ -94,10 +94,7 @@ def stats_to_proto(stats: StatsSnapshot) -> proxy_pb2.GetStatsResponse:
 def request_window(request: proxy_pb2.FetchTradesRequest) -> tuple[str, TimeWindow]:
     """The symbol and window of a request; WireError says what to change."""
     symbol = symbol_from_proto(request.symbol)
-    for field in ("start_time", "end_time"):
-        if not request.HasField(field):
-            raise WireError(f"{field} is required (a timestamp at millisecond precision)")
-    window = window_from_fields(request.start_time, request.end_time)
+    window = window_from_request(request)
     if window.start_ms < 0:
         raise WireError("start_time must not be before 1970-01-01T00:00:00Z")
     return symbol, window

@@ -124,7 +124,7 @@ async def run_simulator(
     config: SimConfig, *, clock: Clock = wall_clock_ms
 ) -> AsyncIterator[RunningSimulator]:
     """Serve the simulator until the block exits; then shut down and export the truth."""
-    start_ms = clock()
+    start_ms = clock() if config.start_ms is None else config.start_ms
     source = await asyncio.to_thread(build_source, config, start_ms)
     truth = TruthStore(source.tickers)
     stats = SimStats()
@@ -137,6 +137,11 @@ async def run_simulator(
         retention_ms=config.retention_s * 1000,
         max_backlog=config.max_backlog,
     )
+    if start_ms < clock():
+        # The market before now (a restart continuing it): into the truth, which REST serves;
+        # no WebSocket client is connected yet, so the feed sends only what happens from now.
+        history = await asyncio.to_thread(hub.release)
+        log.info(kv("history_generated", start_ms=start_ms, trades=len(history)))
     state = SimState(
         config=config,
         tickers=source.tickers,

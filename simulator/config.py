@@ -33,6 +33,8 @@ class SimConfig:
     tape: TapeParams = field(default_factory=TapeParams)
     ws_faults: WsFaultRates = PROFILES[DEFAULT_PROFILE].ws
     rest_faults: RestFaultRates = PROFILES[DEFAULT_PROFILE].rest
+    #: Epoch ms the tape starts at; None: when the simulator starts.
+    start_ms: int | None = None
     rest_lag_ms: int = 2000
     tick_ms: int = 10
     retention_s: int = 0
@@ -54,6 +56,8 @@ class SimConfig:
             raise ValueError("port must be within [0, 65535]")
         if self.rest_lag_ms < 0 or self.retention_s < 0 or self.shutdown_timeout_s < 0:
             raise ValueError("rest_lag_ms, retention_s and shutdown_timeout_s must be >= 0")
+        if self.start_ms is not None and self.start_ms < 0:
+            raise ValueError("start_ms must be >= 0 (epoch milliseconds)")
         if self.tick_ms < 1 or self.max_backlog < 1:
             raise ValueError("tick_ms and max_backlog must be >= 1")
 
@@ -88,6 +92,10 @@ def _malformed_kinds(text: str) -> tuple[tuple[Malformed, float], ...]:
     return tuple(kinds)
 
 
+def _optional_int(text: str) -> int | None:
+    return int(text) if text.strip() else None
+
+
 def _optional_path(text: str) -> Path | None:
     return Path(text) if text else None
 
@@ -120,6 +128,15 @@ OPTIONS: tuple[Option, ...] = (
     Option("SIM_PORT", "sim", "port", int, "listen port (0 = any free port, logged)"),
     Option("SIM_TICKERS", "sim", "tickers", _tickers, "comma-separated tickers"),
     Option("SIM_SEED", "sim", "seed", int, "seed of the tape and of all fault plans"),
+    Option(
+        "SIM_START_MS",
+        "sim",
+        "start_ms",
+        _optional_int,
+        "epoch ms the tape starts at (empty: now); an earlier start makes the trades since then"
+        " REST history (the WebSocket sends only new ones): the same seed and start continue"
+        " the same market after a restart",
+    ),
     Option("SIM_PROFILE", "sim", "profile", str, f"fault profile: {'|'.join(PROFILE_NAMES)}"),
     Option("SIM_RATE", "tape", "rate", float, "mean trades/s per ticker"),
     Option(

@@ -17,7 +17,9 @@ Model (per ticker, independent RNG `Random(f"{seed}/tape/{ticker}")`):
 * quantities are integer multiples of `qty_step`, log-normal around `typical_qty`, often
   rounded to two significant digits;
 * tradeIds increase, mostly by 1, sometimes by 2-20 (the skipped ids are "holes" that are
-  never true trades and are used for phantom trades);
+  never true trades and are used for phantom trades); the first is `start_ms * 1000` plus a
+  seeded offset below 1000, so a tape started later never reuses an earlier tape's ids (as a
+  real exchange's ids keep increasing across our restarts), up to 1,000 ids per millisecond;
 * with probability `string_number_rate` price / quantity are JSON strings in the frame.
 """
 
@@ -150,7 +152,7 @@ class TickerTape:
         self._ticks = self._start_ticks
         self._min_ticks = max(1, self._start_ticks // 4)
         self._qty_log_median = math.log(float(spec.typical_qty / spec.qty_step))
-        self._next_id = rng.randrange(10**6, 10**8)
+        self._next_id = max(0, start_ms) * 1000 + rng.randrange(1000)
         self._hole = self._next_id - 1
         self._event_rate_us = params.rate / params.mean_cluster_size / 1e6
         self._burst_rate_us = params.burst_rate / 1e6

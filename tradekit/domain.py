@@ -10,6 +10,8 @@ import re
 from dataclasses import dataclass
 from decimal import Decimal
 
+from tradekit.money import exact_product
+
 SYMBOL_PATTERN = re.compile(r"^[A-Z0-9]{1,20}$")
 
 
@@ -38,8 +40,8 @@ class Trade:
 
     @property
     def notional(self) -> Decimal:
-        """Exact price * quantity."""
-        return self.price * self.quantity
+        """Exact price * quantity (never rounded, whatever the digits)."""
+        return exact_product(self.price, self.quantity)
 
     @property
     def sort_key(self) -> tuple[int, int]:

@@ -17,10 +17,25 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Protocol, TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
 from tradekit.config import ConfigError, Setting, parse_command_line, settings_table
 from tradekit.grpc_server import PortInUseError, wait_for_shutdown_signal
 from tradekit.logs import configure_logging, event_logger
+
+
+class StartupError(RuntimeError):
+    """Something the service needs at start cannot be used (a database it cannot reach...);
+    the message says what and what to check. The entry point prints it as one line."""
+
+
+def redacted_url(url: str) -> str:
+    """``url`` without the password of its user part (for messages and logs)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
 
 
 class _Configured(Protocol):
@@ -86,13 +101,20 @@ def run_service_main(
     configure_logging(config.log_level)
     try:
         asyncio.run(serve_until_signal(run(config), gc_thresholds=gc_thresholds))
-    except PortInUseError as exc:
-        event_logger(prog).error("cannot_listen", error=str(exc))
-        return 1
+    except (PortInUseError, StartupError) as exc:
+        return _cannot_start(prog, exc)
     except BaseExceptionGroup as group:
-        port_in_use, rest = group.split(PortInUseError)
-        if port_in_use is None or rest is not None:
+        expected, rest = group.split((PortInUseError, StartupError))
+        if expected is None or rest is not None:
             raise
-        event_logger(prog).error("cannot_listen", error=str(port_in_use.exceptions[0]))
-        return 1
+        first = expected.exceptions[0]
+        while isinstance(first, BaseExceptionGroup):
+            first = first.exceptions[0]
+        return _cannot_start(prog, first)
     return 0
+
+
+def _cannot_start(prog: str, exc: BaseException) -> int:
+    event = "cannot_listen" if isinstance(exc, PortInUseError) else "cannot_start"
+    event_logger(prog).error(event, error=str(exc))
+    return 1

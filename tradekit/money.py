@@ -13,6 +13,29 @@ from decimal import Decimal
 VWAP_PRECISION = 30
 
 _VWAP_CONTEXT = decimal.Context(prec=VWAP_PRECISION, rounding=decimal.ROUND_HALF_EVEN)
+
+#: Exact arithmetic on money: the largest precision and exponent range Decimal has, and every
+#: rounding trapped, so a product, sum or difference is exact or raises. (The default context
+#: keeps 28 significant digits: a 40-digit price times a quantity, or a running total of large
+#: and finely divided notionals, would be rounded without a word.) Never used to divide.
+EXACT = decimal.Context(
+    prec=decimal.MAX_PREC,
+    Emax=decimal.MAX_EMAX,
+    Emin=decimal.MIN_EMIN,
+    traps=[
+        decimal.InvalidOperation,
+        decimal.DivisionByZero,
+        decimal.Overflow,
+        decimal.Inexact,
+        decimal.Rounded,
+    ],
+)
+#: ``a * b``, exact.
+exact_product = EXACT.multiply
+#: ``a + b``, exact.
+exact_sum = EXACT.add
+#: ``a - b``, exact.
+exact_difference = EXACT.subtract
 _MAX_DIGITS = 40
 
 

@@ -7,6 +7,7 @@ with a message that names the field and says what to change.
 from __future__ import annotations
 
 from google.protobuf.duration_pb2 import Duration
+from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 from trading.v1 import trade_pb2
 
@@ -20,11 +21,23 @@ class WireError(DomainError):
     """A protobuf message field that cannot be accepted."""
 
 
+#: The range of a protobuf Timestamp (0001-01-01T00:00:00Z .. 9999-12-31T23:59:59.999Z), in ms.
+MIN_TIMESTAMP_MS = -62_135_596_800_000
+MAX_TIMESTAMP_MS = 253_402_300_799_999
+
+
 def ms_from_timestamp(ts: Timestamp, *, field: str) -> int:
-    """Milliseconds since the epoch of ``ts``, which must be a whole millisecond."""
+    """Milliseconds since the epoch of ``ts``, which must be a whole millisecond within the
+    range of a protobuf Timestamp (years 1 to 9999)."""
     if ts.nanos % _NANOS_PER_MS:
         raise WireError(f"{field} must be a whole millisecond (nanos a multiple of 1000000)")
-    return ts.seconds * 1000 + ts.nanos // _NANOS_PER_MS
+    ms = ts.seconds * 1000 + ts.nanos // _NANOS_PER_MS
+    if not MIN_TIMESTAMP_MS <= ms <= MAX_TIMESTAMP_MS:
+        raise WireError(
+            f"{field} must be between 0001-01-01T00:00:00Z and 9999-12-31T23:59:59.999Z,"
+            f" got {ts.seconds} seconds since the epoch"
+        )
+    return ms
 
 
 def timestamp_from_ms(ms: int) -> Timestamp:
@@ -56,16 +69,26 @@ def symbol_from_proto(symbol: str) -> str:
         raise WireError(str(exc)) from None
 
 
-def window_from_fields(start: Timestamp, end: Timestamp) -> TimeWindow:
-    """A TimeWindow from request fields start_time and end_time."""
-    start_ms = ms_from_timestamp(start, field="start_time")
-    end_ms = ms_from_timestamp(end, field="end_time")
+def _window(start_ms: int, end_ms: int) -> TimeWindow:
     if end_ms <= start_ms:
         raise WireError(
             f"end_time must be after start_time (got start_time={start_ms} ms, "
             f"end_time={end_ms} ms since the epoch)"
         )
     return TimeWindow(start_ms, end_ms)
+
+
+def required_ms(message: Message, field: str) -> int:
+    """Epoch milliseconds of the Timestamp ``field`` of a request; WireError when it is unset
+    (an unset time would otherwise read as 1970-01-01)."""
+    if not message.HasField(field):
+        raise WireError(f"{field} is required (a timestamp at millisecond precision)")
+    return ms_from_timestamp(getattr(message, field), field=field)
+
+
+def window_from_request(message: Message) -> TimeWindow:
+    """The window of a request's ``start_time`` and ``end_time``, both required."""
+    return _window(required_ms(message, "start_time"), required_ms(message, "end_time"))
 
 
 def window_to_proto(window: TimeWindow) -> trade_pb2.TimeWindow:

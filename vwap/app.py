@@ -7,6 +7,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
+import psycopg
+from psycopg_pool import PoolTimeout
+
+from tradekit.entry import StartupError, redacted_url
 from tradekit.grpc_server import GrpcServer
 from tradekit.logs import event_logger
 from vwap.batching import BatchLimits, WindowBatcher
@@ -17,7 +21,7 @@ from vwap.live import LiveHub
 from vwap.outbox import Outbox
 from vwap.service import Limits, VwapService, wall_clock_ms
 from vwap.servicer import VwapServicer, registration
-from vwap.storage import VwapStore, open_pool
+from vwap.storage import PLAIN, TIMESCALE, VwapStore, open_pool
 
 log = event_logger("vwap.app")
 
@@ -38,7 +42,16 @@ class RunningVwap:
 async def run_vwap(config: VwapConfig) -> AsyncIterator[RunningVwap]:
     """Start the VWAP service; leaving the block stops it gracefully."""
     async with open_pool(config.database_url) as pool:
-        store = VwapStore(pool)
+        try:
+            mode = await VwapStore(pool).storage_mode()
+            store = VwapStore(pool, TIMESCALE if mode == "timescale" else PLAIN)
+            head = await store.head_sequence()
+        except (psycopg.OperationalError, psycopg.errors.UndefinedTable, PoolTimeout) as exc:
+            raise StartupError(
+                f"cannot read the trade store at {redacted_url(config.database_url)}"
+                f" ({str(exc).strip().splitlines()[0]}): check DATABASE_URL, that it is up and"
+                " that the processor has migrated it"
+            ) from exc
         cache = VwapCache(max_entries=config.cache_size)
         batcher = WindowBatcher(
             store,
@@ -56,7 +69,6 @@ async def run_vwap(config: VwapConfig) -> AsyncIterator[RunningVwap]:
             batcher=batcher,
         )
         hub = LiveHub(store, retention_ms=config.revision_horizon_ms)
-        head = await store.head_sequence()
         hub.sequence = head
         follower = EventFollower(
             config.processor_address, start_after=head, sinks=[service.on_event, hub.apply]

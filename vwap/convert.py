@@ -79,4 +79,6 @@ def summary_to_proto(summary: SymbolSummary) -> vwap_pb2.SymbolSummary:
     )
     if summary.verified_until_ms is not None:
         msg.verified_until.CopyFrom(timestamp_from_ms(summary.verified_until_ms))
+    if summary.verified_from_ms is not None:
+        msg.verified_from.CopyFrom(timestamp_from_ms(summary.verified_from_ms))
     return msg

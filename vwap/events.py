@@ -43,12 +43,17 @@ class TradeCorrected:
 
 @dataclass(frozen=True, slots=True)
 class WindowVerified:
-    """``[start_ms, end_ms)`` of ``symbol`` now equals the REST API."""
+    """``[start_ms, end_ms)`` of ``symbol`` now equals the REST API, and so does everything
+    before ``verified_until_ms`` (the symbol's watermark; None in events older than that field).
+    """
 
     sequence: int
     symbol: str
     start_ms: int
     end_ms: int
+    verified_until_ms: int | None = None
+    #: Where the symbol's verified range begins (None: from its first trade, or an old event).
+    verified_from_ms: int | None = None
 
 
 DomainEvent = TradeArrived | TradeCorrected | WindowVerified
@@ -81,5 +86,15 @@ def event_from_proto(event: events_pb2.Event) -> DomainEvent:
             symbol_from_proto(w.symbol),
             ms_from_timestamp(w.window.start_time, field="window.start_time"),
             ms_from_timestamp(w.window.end_time, field="window.end_time"),
+            (
+                ms_from_timestamp(w.verified_until, field="verified_until")
+                if w.HasField("verified_until")
+                else None
+            ),
+            (
+                ms_from_timestamp(w.verified_from, field="verified_from")
+                if w.HasField("verified_from")
+                else None
+            ),
         )
     raise WireError(f"event {seq} has no payload")

@@ -79,7 +79,9 @@ class Tracker:
                 sequence=event.sequence,
             )
         if isinstance(event, WindowVerified):
-            self.rolling.on_window_verified(event.start_ms, event.end_ms)
+            self.rolling.on_window_verified(
+                event.start_ms, event.end_ms, event.verified_until_ms, event.verified_from_ms
+            )
         return []
 
 
@@ -161,7 +163,7 @@ class LiveHub:
     async def _load(self, tracker: Tracker) -> None:
         symbol, window_ms, step_ms = tracker.key
         try:
-            head, trades, verified_until = await self._store.recent_trades(
+            head, trades, verified_until, verified_from = await self._store.recent_trades(
                 symbol, window_ms + step_ms
             )
         except BaseException as exc:
@@ -176,6 +178,7 @@ class LiveHub:
             retention_ms=self._retention_ms,
             trades=trades,
             verified_until_ms=verified_until,
+            verified_from_ms=verified_from,
         )
         tracker.rolling, tracker.loaded_seq = rolling, head
         pending, tracker.pending = tracker.pending, []

@@ -96,6 +96,8 @@ class Outbox:
         self._closed = False
         #: Turns taken from a stuck write.
         self.revoked = 0
+        #: Exceptions of senders that crashed (a bug), raised by :meth:`aclose`.
+        self.crashed: list[BaseException] = []
         #: Messages written.
         self.written = 0
 
@@ -132,9 +134,15 @@ class Outbox:
     def _spawn(self) -> None:
         sender = _Sender()
         self._active += 1
-        self._senders[sender] = asyncio.get_running_loop().create_task(
-            self._send(sender), name="vwap-stream-sender"
-        )
+        task = asyncio.get_running_loop().create_task(self._send(sender), name="vwap-stream-sender")
+        task.add_done_callback(self._reap)
+        self._senders[sender] = task
+
+    def _reap(self, task: asyncio.Task[None]) -> None:
+        """Keep a crashed sender's exception (logged now, raised by :meth:`aclose`)."""
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            self.crashed.append(exc)
+            log.error("stream_sender_crashed", error=repr(exc))
 
     async def _send(self, me: _Sender) -> None:
         loop = asyncio.get_running_loop()
@@ -162,6 +170,11 @@ class Outbox:
                         ended.set_result(FAILED)
                     log.info("stream_write_failed", error=repr(exc))
                     continue
+                except Exception:  # a bug: end this stream (its client sees it end), crash
+                    busy.discard(outlet)
+                    if not ended.done():
+                        ended.set_result(FAILED)
+                    raise
                 finally:
                     me.writing_since = None
                 self.written += 1
@@ -210,10 +223,14 @@ class Outbox:
             self._arm(loop, oldest)
 
     async def aclose(self) -> None:
-        """Stop every sender (shutdown); idempotent."""
+        """Stop every sender (shutdown); idempotent. A sender that crashed (a bug) is raised
+        here (an ExceptionGroup of every crash), never dropped."""
         self._closed = True
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
         for task in list(self._senders.values()):
-            await cancel_and_wait(task)  # a sender's crash is raised here, never dropped
+            await cancel_and_wait(task)
+        crashed, self.crashed = self.crashed, []
+        if crashed:
+            raise BaseExceptionGroup("StreamVwap senders crashed", crashed)

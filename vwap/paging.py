@@ -57,7 +57,9 @@ def decode_token(token: str, symbol: str, start_ms: int, end_ms: int) -> tuple[i
     if not isinstance(body, dict):
         raise invalid
     ts, trade_id, digest = body.get("ts"), body.get("id"), body.get("f")
-    if not (isinstance(ts, int) and isinstance(trade_id, int) and isinstance(digest, str)):
+    if not (type(ts) is int and type(trade_id) is int and isinstance(digest, str)):
+        raise invalid
+    if not (start_ms <= ts < end_ms and 0 <= trade_id < 2**63):  # a key this query returned
         raise invalid
     if digest != _digest(symbol, start_ms, end_ms):
         raise invalid

@@ -6,14 +6,15 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from tradekit.domain import Trade
-from tradekit.money import vwap_quotient
+from tradekit.money import exact_difference, exact_sum, vwap_quotient
 
 _ZERO = Decimal(0)
 
 
 @dataclass(frozen=True, slots=True)
 class Sums:
-    """Exact totals of a set of trades: notional, volume and count."""
+    """Exact totals of a set of trades: notional, volume and count (added and subtracted
+    without rounding, see :data:`tradekit.money.EXACT`)."""
 
     notional: Decimal = _ZERO
     volume: Decimal = _ZERO
@@ -26,12 +27,16 @@ class Sums:
 
     def __add__(self, other: Sums) -> Sums:
         return Sums(
-            self.notional + other.notional, self.volume + other.volume, self.count + other.count
+            exact_sum(self.notional, other.notional),
+            exact_sum(self.volume, other.volume),
+            self.count + other.count,
         )
 
     def __sub__(self, other: Sums) -> Sums:
         return Sums(
-            self.notional - other.notional, self.volume - other.volume, self.count - other.count
+            exact_difference(self.notional, other.notional),
+            exact_difference(self.volume, other.volume),
+            self.count - other.count,
         )
 
     @property
@@ -40,6 +45,17 @@ class Sums:
         if self.count == 0:
             return None
         return vwap_quotient(self.notional, self.volume)
+
+
+def is_verified(
+    start_ms: int, end_ms: int, verified_until_ms: int | None, verified_from_ms: int | None
+) -> bool:
+    """Whether the window ``[start, end)`` lies in a symbol's verified range: it ends by
+    ``verified_until`` (None: nothing verified) and starts at or after ``verified_from``
+    (None: the range begins at the symbol's first trade)."""
+    if verified_until_ms is None or end_ms > verified_until_ms:
+        return False
+    return verified_from_ms is None or verified_from_ms <= start_ms
 
 
 @dataclass(frozen=True, slots=True)

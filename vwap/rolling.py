@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from tradekit.domain import Trade
-from vwap.points import Sums, VwapPoint
+from vwap.points import Sums, VwapPoint, is_verified
 
 Key = tuple[int, int]
 
@@ -62,10 +62,13 @@ class RollingWindow:
         retention_ms: int,
         trades: Iterable[Trade] = (),
         verified_until_ms: int | None = None,
+        verified_from_ms: int | None = None,
     ) -> None:
         self.symbol = symbol
-        #: Everything before this instant is reconciled (None: nothing known to be).
+        #: Everything before this instant is reconciled (None: nothing known to be)...
         self.verified_until_ms = verified_until_ms
+        #: ... from this instant on (None: from the first trade).
+        self.verified_from_ms = verified_from_ms
         self.window_ms = window_ms
         self.step_ms = step_ms
         self.retention_ms = retention_ms
@@ -94,13 +97,32 @@ class RollingWindow:
         return self._point(self.end_ms, self._sums)
 
     def _point(self, end_ms: int, sums: Sums) -> VwapPoint:
-        verified = self.verified_until_ms is not None and end_ms <= self.verified_until_ms
+        verified = is_verified(
+            end_ms - self.window_ms, end_ms, self.verified_until_ms, self.verified_from_ms
+        )
         return VwapPoint(self.symbol, end_ms, self.window_ms, sums, verified)
 
-    def on_window_verified(self, start_ms: int, end_ms: int) -> None:
-        """A reconciliation window was verified: the watermark moves when the window reaches
-        it (windows of one symbol are verified in order from the watermark)."""
-        if self.verified_until_ms is not None and start_ms <= self.verified_until_ms < end_ms:
+    def on_window_verified(
+        self,
+        start_ms: int,
+        end_ms: int,
+        verified_until_ms: int | None = None,
+        verified_from_ms: int | None = None,
+    ) -> None:
+        """A reconciliation window was verified. With the symbol's watermark after it (what
+        the processor's events carry) the watermark becomes that; without it (events older
+        than that field), it moves only when the window starts at or before it. The range's
+        start is taken from the first event when no range was known, then only moves back (a
+        backfill; None, from the first trade, is already as far back as it goes)."""
+        if verified_from_ms is not None:
+            known = self.verified_from_ms
+            if self.verified_until_ms is None or (known is not None and verified_from_ms < known):
+                self.verified_from_ms = verified_from_ms
+        current = self.verified_until_ms
+        if verified_until_ms is not None:
+            if current is None or verified_until_ms > current:
+                self.verified_until_ms = verified_until_ms
+        elif current is not None and start_ms <= current < end_ms:
             self.verified_until_ms = end_ms
 
     def _range_sums(self, start_ms: int, end_ms: int) -> Sums:

@@ -12,12 +12,13 @@ from dataclasses import dataclass
 import psycopg
 
 from tradekit.domain import TimeWindow
+from tradekit.wire import MIN_TIMESTAMP_MS
 from vwap.batching import WindowBatcher
 from vwap.cache import VwapCache
 from vwap.errors import InvalidRequest, UnknownSymbol
 from vwap.events import DomainEvent, TradeArrived, TradeCorrected, WindowVerified
 from vwap.paging import decode_token, encode_token, page_size
-from vwap.points import VwapPoint
+from vwap.points import VwapPoint, is_verified
 from vwap.ranges import plan_pieces
 from vwap.series import series_end_times, series_plan, series_sums
 from vwap.storage import StoredTrade, SymbolSummary, VwapStore
@@ -28,8 +29,20 @@ def wall_clock_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-def _verified(end_ms: int, verified_until_ms: int | None) -> bool:
-    return verified_until_ms is not None and end_ms <= verified_until_ms
+def _check_start(start_ms: int) -> None:
+    """InvalidRequest when a window would start before year 1 (no timestamp can say when)."""
+    if start_ms < MIN_TIMESTAMP_MS:
+        raise InvalidRequest(
+            "the window would start before 0001-01-01T00:00:00Z: use a later end time or a"
+            " shorter window"
+        )
+
+
+def _verified(
+    start_ms: int, end_ms: int, verified_until_ms: int | None, verified_from_ms: int | None
+) -> bool:
+    """Whether ``[start, end)`` lies in the symbol's verified range."""
+    return is_verified(start_ms, end_ms, verified_until_ms, verified_from_ms)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +87,7 @@ class VwapService:
     ) -> VwapPoint:
         """The point over ``[end - window, end)``; cached once the window is closed."""
         self.check_window(window_ms)
+        _check_start(end_ms - window_ms)
         cacheable = end_ms <= self.clock() - self._limits.cache_min_age_ms
         if cacheable:
             cached = self.cache.get((symbol, end_ms, window_ms))
@@ -94,7 +108,11 @@ class VwapService:
         if not read.known:
             raise UnknownSymbol(f"symbol {symbol} has no trades")
         point = VwapPoint(
-            symbol, end_ms, window_ms, read.sums, _verified(end_ms, read.verified_until_ms)
+            symbol,
+            end_ms,
+            window_ms,
+            read.sums,
+            _verified(end_ms - window_ms, end_ms, read.verified_until_ms, read.verified_from_ms),
         )
         if cacheable:
             self.cache.put(point, token)
@@ -113,15 +131,18 @@ class VwapService:
         """Points at ``start, start + step, ... <= end``, each over ``[E - window, E)``."""
         self.check_window(window_ms)
         ends = series_end_times(start_ms, end_ms, step_ms, self._limits.max_series_points)
+        _check_start(ends[0] - window_ms)
         plan = series_plan(ends, window_ms)
-        atoms, known, verified_until = await self._store.atoms(
+        atoms, known, verified_until, verified_from = await self._store.atoms(
             symbol, plan.pieces, timeout_ms=timeout_ms
         )
         if not known:
             raise UnknownSymbol(f"symbol {symbol} has no trades")
         sums = series_sums(ends, window_ms, plan, atoms)
         return [
-            VwapPoint(symbol, e, window_ms, s, _verified(e, verified_until))
+            VwapPoint(
+                symbol, e, window_ms, s, _verified(e - window_ms, e, verified_until, verified_from)
+            )
             for e, s in zip(ends, sums, strict=True)
         ]
 
@@ -166,4 +187,6 @@ class VwapService:
                 if trade is not None:
                     self.cache.invalidate_time(event.symbol, trade.ts_ms)
         elif isinstance(event, WindowVerified):
-            self.cache.invalidate_verified(event.symbol, event.end_ms)
+            # Out of order, the watermark may jump past the window: every point up to it flips.
+            until = max(event.end_ms, event.verified_until_ms or event.end_ms)
+            self.cache.invalidate_verified(event.symbol, until)

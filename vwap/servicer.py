@@ -15,9 +15,10 @@ from tradekit.logs import event_logger
 from tradekit.wire import (
     ms_from_duration,
     ms_from_timestamp,
+    required_ms,
     symbol_from_proto,
     timestamp_from_ms,
-    window_from_fields,
+    window_from_request,
 )
 from vwap.convert import point_to_proto, stored_trade_to_proto, summary_to_proto
 from vwap.errors import DeadlinePassed, InvalidRequest, LiveStateUnavailable, UnknownSymbol
@@ -29,6 +30,8 @@ log = event_logger("vwap.servicer")
 
 DEFAULT_WINDOW_MS = 5 * 60_000
 DEFAULT_STEP_MS = 60_000
+#: Finest StreamVwap grid: each step closes a point for every subscriber.
+MIN_STREAM_STEP_MS = 1_000
 
 Context = grpc.aio.ServicerContext[Any, Any]
 SERVICE_NAME = vwap_pb2.DESCRIPTOR.services_by_name["VwapService"].full_name
@@ -98,8 +101,8 @@ class VwapServicer(vwap_pb2_grpc.VwapServiceServicer):
         """The rolling series, in time order."""
         try:
             symbol = symbol_from_proto(request.symbol)
-            start_ms = ms_from_timestamp(request.start_time, field="start_time")
-            end_ms = ms_from_timestamp(request.end_time, field="end_time")
+            start_ms = required_ms(request, "start_time")
+            end_ms = required_ms(request, "end_time")
             points = await self._service.series(
                 symbol,
                 start_ms,
@@ -123,8 +126,11 @@ class VwapServicer(vwap_pb2_grpc.VwapServiceServicer):
             window_ms = _duration(request, "window", DEFAULT_WINDOW_MS)
             step_ms = _duration(request, "step", DEFAULT_STEP_MS)
             self._service.check_window(window_ms)
-            if step_ms <= 0:
-                raise InvalidRequest(f"step must be positive, got {step_ms} ms")
+            if step_ms < MIN_STREAM_STEP_MS:
+                raise InvalidRequest(
+                    f"step must be at least {MIN_STREAM_STEP_MS} ms (a closed point per step"
+                    f" goes to every subscriber), got {step_ms} ms"
+                )
         except _EXPECTED as exc:
             await _abort(context, exc)
         try:
@@ -144,7 +150,7 @@ class VwapServicer(vwap_pb2_grpc.VwapServiceServicer):
         """One page of stored trades."""
         try:
             symbol = symbol_from_proto(request.symbol)
-            window = window_from_fields(request.start_time, request.end_time)
+            window = window_from_request(request)
             trades, token = await self._service.trades(
                 symbol,
                 window,

@@ -1,8 +1,9 @@
 """All SQL of the VWAP service (read-only, parameterized) against the processor's schema.
 
-Window sums read whole buckets from ``trade_buckets_1d/1h/1m`` and raw edges from ``trades`` in
-one statement, so the answer is one consistent snapshot whether the relations are plain tables
-kept by triggers or TimescaleDB continuous aggregates with real-time aggregation.
+Window sums read whole buckets from ``trade_buckets_1d/1h/1m/10s`` and raw edges from ``trades``
+in one statement, so the answer is one consistent snapshot whether the relations are plain
+tables kept by triggers or TimescaleDB continuous aggregates with real-time aggregation (buckets
+overlapping a range queued for a refresh, possibly stale there, are summed from ``trades``).
 
 Pool connections are in autocommit mode: a single-statement read (a window) is one round trip
 and sees one snapshot; reads of several statements run in a ``REPEATABLE READ, READ ONLY``
@@ -110,6 +111,8 @@ class WindowRead:
     sums: Sums
     known: bool
     verified_until_ms: int | None
+    #: Where the symbol's verified range begins (None: from its first trade).
+    verified_from_ms: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +133,7 @@ class SymbolSummary:
     first_ms: int
     last_ms: int
     verified_until_ms: int | None
+    verified_from_ms: int | None = None
 
 
 #: Whether the symbol is known: in ``symbols`` or with any trade. The trade probe is a scalar
@@ -140,30 +144,47 @@ _KNOWN_SQL = """(
     OR (SELECT true FROM trades WHERE symbol = %(symbol)s ORDER BY ts LIMIT 1) IS NOT NULL
 )"""
 
+#: TimescaleDB mode: whether a bucket piece ``[s, e)`` may hold stale aggregates: it overlaps a
+#: range queued for a continuous-aggregate refresh. The processor queues the range of every
+#: change it makes to time that may be materialised (corrections, late trades) in the
+#: transaction making it and removes it once refreshed, so in one snapshot a bucket either is
+#: fresh or overlaps a queued range, and a stale one is summed from the trades instead (its
+#: atoms keyed by their bucket). The first test (is anything queued at all) runs once. Plain
+#: mode keeps the aggregates exact in the same transaction and queues nothing: its statements
+#: leave the test out.
+_DIRTY = """(
+    (SELECT EXISTS (SELECT 1 FROM aggregate_refresh_queue))
+    AND EXISTS (SELECT 1 FROM aggregate_refresh_queue q WHERE q.start_ts < {e} AND q.end_ts > {s})
+)"""
+
 _PIECES_CTE = """
 WITH r AS (
-    SELECT p.level,
-           (timestamp 'epoch' + (p.s / 86400000) * interval '1 day'
-               + (p.s %% 86400000) * interval '1 millisecond') AT TIME ZONE 'UTC' AS s,
-           (timestamp 'epoch' + (p.e / 86400000) * interval '1 day'
-               + (p.e %% 86400000) * interval '1 millisecond') AT TIME ZONE 'UTC' AS e
-    FROM unnest(%(levels)s::bigint[], %(starts)s::bigint[], %(ends)s::bigint[]) AS p(level, s, e)
+    SELECT p.level, p.s, p.e{dirty_column}
+    FROM (
+        SELECT p.level,
+               (timestamp 'epoch' + (p.s / 86400000) * interval '1 day'
+                   + (p.s %% 86400000) * interval '1 millisecond') AT TIME ZONE 'UTC' AS s,
+               (timestamp 'epoch' + (p.e / 86400000) * interval '1 day'
+                   + (p.e %% 86400000) * interval '1 millisecond') AT TIME ZONE 'UTC' AS e
+        FROM unnest(%(levels)s::bigint[], %(starts)s::bigint[], %(ends)s::bigint[])
+             AS p(level, s, e)
+    ) AS p
 ), atoms AS (
     SELECT b.bucket AS key, b.notional, b.volume, b.trade_count AS n, r.level
     FROM trade_buckets_1d b JOIN r ON r.level = 86400000 AND b.bucket >= r.s AND b.bucket < r.e
-    WHERE b.symbol = %(symbol)s
+    WHERE b.symbol = %(symbol)s{fresh}
     UNION ALL
     SELECT b.bucket, b.notional, b.volume, b.trade_count, r.level
     FROM trade_buckets_1h b JOIN r ON r.level = 3600000 AND b.bucket >= r.s AND b.bucket < r.e
-    WHERE b.symbol = %(symbol)s
+    WHERE b.symbol = %(symbol)s{fresh}
     UNION ALL
     SELECT b.bucket, b.notional, b.volume, b.trade_count, r.level
     FROM trade_buckets_1m b JOIN r ON r.level = 60000 AND b.bucket >= r.s AND b.bucket < r.e
-    WHERE b.symbol = %(symbol)s
+    WHERE b.symbol = %(symbol)s{fresh}
     UNION ALL
     SELECT b.bucket, b.notional, b.volume, b.trade_count, r.level
     FROM trade_buckets_10s b JOIN r ON r.level = 10000 AND b.bucket >= r.s AND b.bucket < r.e
-    WHERE b.symbol = %(symbol)s
+    WHERE b.symbol = %(symbol)s{fresh}{stale_branch}
     UNION ALL
     SELECT t.ts, t.price * t.quantity, t.quantity, 1, r.level
     FROM trades t JOIN r ON r.level = 0 AND t.ts >= r.s AND t.ts < r.e
@@ -171,33 +192,47 @@ WITH r AS (
 )
 """
 
-_WINDOW_SQL = (
-    _PIECES_CTE
-    + """
+_STALE_BRANCH = """
+    UNION ALL
+    SELECT date_bin(r.level * interval '1 millisecond', t.ts, timestamptz 'epoch'),
+           t.price * t.quantity, t.quantity, 1, r.level
+    FROM trades t JOIN r ON r.dirty AND t.ts >= r.s AND t.ts < r.e
+    WHERE t.symbol = %(symbol)s"""
+
+_WINDOW_TAIL = (
+    """
 SELECT coalesce(sum(notional), 0), coalesce(sum(volume), 0), coalesce(sum(n), 0)::bigint,
        (SELECT verified_until FROM symbols WHERE symbol = %(symbol)s),
        """
     + _KNOWN_SQL
-    + """
+    + """,
+       (SELECT verified_from FROM symbols WHERE symbol = %(symbol)s)
 FROM atoms
 """
 )
 
 #: Many windows in one statement: ``symbols[i]`` over the pieces ``levels/starts/ends[lo[i]:
-#: hi[i]]`` (1-based, inclusive). The same atoms as ``_WINDOW_SQL`` (whole buckets of each level
-#: and raw trades), read per piece through a LATERAL join whose one branch matching the piece's
-#: level runs (the others stop at a one-time filter), each an index range scan; the same exact
-#: NUMERIC sums. One row per window, in the order given (``ordinality``).
-_WINDOWS_SQL = """
-SELECT w.i, x.notional, x.volume, x.n,
-       (SELECT y.verified_until FROM symbols y WHERE y.symbol = w.symbol),
-       (
-           EXISTS (SELECT 1 FROM symbols y WHERE y.symbol = w.symbol)
-           OR (SELECT true FROM trades t WHERE t.symbol = w.symbol ORDER BY t.ts LIMIT 1)
-               IS NOT NULL
-       )
+#: hi[i]]`` (1-based, inclusive). The same atoms as the single-window statement (whole buckets
+#: of each level and raw trades, raw for a bucket piece that may be stale), read per piece
+#: through a LATERAL join whose one branch matching the piece runs (the others stop at a
+#: one-time filter), each an index range scan; the same exact NUMERIC sums. What the symbols'
+#: rows say is read once per symbol (``k``). One row per window, in the order given.
+_WINDOWS_SQL_TEMPLATE = """
+WITH k AS MATERIALIZED (
+    SELECT s.symbol,
+           (SELECT y.verified_until FROM symbols y WHERE y.symbol = s.symbol) AS verified_until,
+           (SELECT y.verified_from FROM symbols y WHERE y.symbol = s.symbol) AS verified_from,
+           (
+               EXISTS (SELECT 1 FROM symbols y WHERE y.symbol = s.symbol)
+               OR (SELECT true FROM trades t WHERE t.symbol = s.symbol ORDER BY t.ts LIMIT 1)
+                   IS NOT NULL
+           ) AS known
+    FROM (SELECT DISTINCT unnest(%(symbols)s::text[])) AS s(symbol)
+)
+SELECT w.i, x.notional, x.volume, x.n, k.verified_until, k.known, k.verified_from
 FROM unnest(%(symbols)s::text[], %(lo)s::int[], %(hi)s::int[])
      WITH ORDINALITY AS w(symbol, lo, hi, i)
+JOIN k ON k.symbol = w.symbol
 CROSS JOIN LATERAL (
     SELECT coalesce(sum(a.notional), 0) AS notional, coalesce(sum(a.volume), 0) AS volume,
            coalesce(sum(a.n), 0)::bigint AS n
@@ -211,38 +246,79 @@ CROSS JOIN LATERAL (
                    + (p.s %% 86400000) * interval '1 millisecond') AT TIME ZONE 'UTC',
                (timestamp 'epoch' + (p.e / 86400000) * interval '1 day'
                    + (p.e %% 86400000) * interval '1 millisecond') AT TIME ZONE 'UTC'
-    ) AS r(s, e)
+    ) AS r(s, e){dirty_lateral}
     CROSS JOIN LATERAL (
         SELECT b.notional, b.volume, b.trade_count AS n FROM trade_buckets_1d b
-        WHERE p.level = 86400000 AND b.symbol = w.symbol AND b.bucket >= r.s AND b.bucket < r.e
+        WHERE p.level = 86400000{fresh}
+          AND b.symbol = w.symbol AND b.bucket >= r.s AND b.bucket < r.e
         UNION ALL
         SELECT b.notional, b.volume, b.trade_count FROM trade_buckets_1h b
-        WHERE p.level = 3600000 AND b.symbol = w.symbol AND b.bucket >= r.s AND b.bucket < r.e
+        WHERE p.level = 3600000{fresh}
+          AND b.symbol = w.symbol AND b.bucket >= r.s AND b.bucket < r.e
         UNION ALL
         SELECT b.notional, b.volume, b.trade_count FROM trade_buckets_1m b
-        WHERE p.level = 60000 AND b.symbol = w.symbol AND b.bucket >= r.s AND b.bucket < r.e
+        WHERE p.level = 60000{fresh}
+          AND b.symbol = w.symbol AND b.bucket >= r.s AND b.bucket < r.e
         UNION ALL
         SELECT b.notional, b.volume, b.trade_count FROM trade_buckets_10s b
-        WHERE p.level = 10000 AND b.symbol = w.symbol AND b.bucket >= r.s AND b.bucket < r.e
+        WHERE p.level = 10000{fresh}
+          AND b.symbol = w.symbol AND b.bucket >= r.s AND b.bucket < r.e
         UNION ALL
         SELECT t.price * t.quantity, t.quantity, 1 FROM trades t
-        WHERE p.level = 0 AND t.symbol = w.symbol AND t.ts >= r.s AND t.ts < r.e
+        WHERE {raw_pieces} AND t.symbol = w.symbol AND t.ts >= r.s AND t.ts < r.e
     ) AS a
 ) AS x
 ORDER BY w.i
 """
 
-_ATOMS_SQL = (
-    _PIECES_CTE
-    + """
+_ATOMS_TAIL = """
 SELECT (extract(epoch FROM key) * 1000)::bigint, notional, volume, n, level FROM atoms
 """
-)
+
+
+@dataclass(frozen=True, slots=True)
+class Statements:
+    """The window-reading statements of one storage mode."""
+
+    #: One window's sums and what the symbol's row says.
+    window: str
+    #: Many windows in one statement.
+    windows: str
+    #: The atoms (trades and whole buckets) of pieces, for series.
+    atoms: str
+
+
+def statements(*, stale_aware: bool) -> Statements:
+    """The statements, summing possibly stale buckets from trades when ``stale_aware``
+    (TimescaleDB mode) or trusting every bucket (plain mode, where triggers keep them exact)."""
+    if stale_aware:
+        pieces = _PIECES_CTE.format(
+            dirty_column=", p.level > 0 AND " + _DIRTY.format(s="p.s", e="p.e") + " AS dirty",
+            fresh=" AND NOT r.dirty",
+            stale_branch=_STALE_BRANCH,
+        )
+        windows = _WINDOWS_SQL_TEMPLATE.format(
+            dirty_lateral="\n    CROSS JOIN LATERAL (SELECT p.level > 0 AND "
+            + _DIRTY.format(s="r.s", e="r.e")
+            + ") AS d(dirty)",
+            fresh=" AND NOT d.dirty",
+            raw_pieces="(p.level = 0 OR d.dirty)",
+        )
+    else:
+        pieces = _PIECES_CTE.format(dirty_column="", fresh="", stale_branch="")
+        windows = _WINDOWS_SQL_TEMPLATE.format(dirty_lateral="", fresh="", raw_pieces="p.level = 0")
+    return Statements(pieces + _WINDOW_TAIL, windows, pieces + _ATOMS_TAIL)
+
+
+PLAIN = statements(stale_aware=False)
+TIMESCALE = statements(stale_aware=True)
 
 _SYMBOL_SQL = (
     """
 SELECT (SELECT verified_until FROM symbols WHERE symbol = %(symbol)s), """
     + _KNOWN_SQL
+    + """,
+       (SELECT verified_from FROM symbols WHERE symbol = %(symbol)s)"""
 )
 
 _TRADES_FIRST_SQL = """
@@ -265,13 +341,16 @@ WITH s AS (
 SELECT s.symbol,
        (SELECT t.ts FROM trades t WHERE t.symbol = s.symbol ORDER BY t.ts LIMIT 1),
        (SELECT t.ts FROM trades t WHERE t.symbol = s.symbol ORDER BY t.ts DESC LIMIT 1),
-       (SELECT y.verified_until FROM symbols y WHERE y.symbol = s.symbol)
+       (SELECT y.verified_until FROM symbols y WHERE y.symbol = s.symbol),
+       (SELECT y.verified_from FROM symbols y WHERE y.symbol = s.symbol)
 FROM s ORDER BY s.symbol
 """
 
 _HEAD_SQL = "SELECT seq FROM event_head"
 
-_VERIFIED_UNTIL_SQL = "SELECT verified_until FROM symbols WHERE symbol = %(symbol)s"
+_MODE_SQL = "SELECT mode FROM schema_migrations ORDER BY version LIMIT 1"
+
+_VERIFIED_SQL = "SELECT verified_until, verified_from FROM symbols WHERE symbol = %(symbol)s"
 
 _RECENT_SQL = """
 SELECT trade_id, ts, price, quantity FROM trades
@@ -325,9 +404,12 @@ def _windows_params(windows: Sequence[tuple[str, Sequence[Piece]]]) -> dict[str,
 
 
 def _window_read(row: Row) -> WindowRead:
-    _, notional, volume, count, verified_until, known = row
+    _, notional, volume, count, verified_until, known, verified_from = row
     return WindowRead(
-        Sums(Decimal(notional), Decimal(volume), int(count)), bool(known), _ms(verified_until)
+        Sums(Decimal(notional), Decimal(volume), int(count)),
+        bool(known),
+        _ms(verified_until),
+        _ms(verified_from),
     )
 
 
@@ -341,8 +423,9 @@ class WindowLane:
     it, and the next read borrows another. :meth:`close` gives it back; idempotent.
     """
 
-    def __init__(self, pool: Pool) -> None:
+    def __init__(self, pool: Pool, sql: Statements = PLAIN) -> None:
         self._pool = pool
+        self._sql = sql
         self._conn: Connection | None = None
         self._cursor: psycopg.AsyncCursor[Row] | None = None
 
@@ -354,7 +437,7 @@ class WindowLane:
             self._cursor = self._conn.cursor()
         cursor = self._cursor
         try:
-            await cursor.execute(_WINDOWS_SQL, params, prepare=True)
+            await cursor.execute(self._sql.windows, params, prepare=True)
             rows = await cursor.fetchall()
         except BaseException:
             conn = self._conn
@@ -373,28 +456,27 @@ class WindowLane:
 
 
 class VwapStore:
-    """Read-only queries over the processor's store; each call is one snapshot."""
+    """Read-only queries over the processor's store; each call is one snapshot. ``sql`` are
+    the window statements of the store's mode (:data:`PLAIN` or :data:`TIMESCALE`)."""
 
-    def __init__(self, pool: Pool) -> None:
+    def __init__(self, pool: Pool, sql: Statements = PLAIN) -> None:
         self._pool = pool
+        self._sql = sql
 
     async def window(
         self, symbol: str, pieces: Sequence[Piece], *, timeout_ms: int | None = None
     ) -> WindowRead:
-        """Sums over ``pieces`` plus the symbol's verified_until and whether it is known."""
+        """Sums over ``pieces`` plus the symbol's verified range and whether it is known."""
         params = _piece_params(symbol, pieces)
 
         async def read() -> Row | None:
             async with self._pool.connection() as conn:
-                cur = await conn.execute(_WINDOW_SQL, params)
+                cur = await conn.execute(self._sql.window, params, prepare=True)
                 return await cur.fetchone()
 
         row = await _within(timeout_ms, read())
         assert row is not None
-        notional, volume, count, verified_until, known = row
-        return WindowRead(
-            Sums(Decimal(notional), Decimal(volume), int(count)), bool(known), _ms(verified_until)
-        )
+        return _window_read((None, *row))
 
     async def windows(self, windows: Sequence[tuple[str, Sequence[Piece]]]) -> list[WindowRead]:
         """Sums over each ``(symbol, pieces)`` window, in order, in one statement (one snapshot).
@@ -404,7 +486,7 @@ class VwapStore:
         """
         params = _windows_params(windows)
         async with self._pool.connection() as conn:
-            cur = await conn.execute(_WINDOWS_SQL, params)
+            cur = await conn.execute(self._sql.windows, params)
             rows = await cur.fetchall()
         if len(rows) != len(windows):
             raise RuntimeError(f"{len(windows)} windows read as {len(rows)} rows")
@@ -412,20 +494,20 @@ class VwapStore:
 
     def lane(self) -> WindowLane:
         """A :class:`WindowLane` over this store's pool (close it when done)."""
-        return WindowLane(self._pool)
+        return WindowLane(self._pool, self._sql)
 
     async def atoms(
         self, symbol: str, pieces: Sequence[Piece], *, timeout_ms: int | None = None
-    ) -> tuple[list[Atom], bool, int | None]:
+    ) -> tuple[list[Atom], bool, int | None, int | None]:
         """Atoms (trades and whole buckets) of ``pieces``, whether the symbol is known, and its
-        verified_until, in one snapshot."""
+        verified range (verified_until, verified_from), in one snapshot."""
         params = _piece_params(symbol, pieces)
 
         async def read() -> tuple[Row | None, list[Row]]:
             async with self._pool.connection() as conn, conn.transaction():
                 cur = await conn.execute(_SYMBOL_SQL, {"symbol": symbol})
                 head = await cur.fetchone()
-                cur = await conn.execute(_ATOMS_SQL, params)
+                cur = await conn.execute(self._sql.atoms, params)
                 return head, await cur.fetchall()
 
         head, rows = await _within(timeout_ms, read())
@@ -434,7 +516,7 @@ class VwapStore:
             Atom(int(k), Sums(Decimal(n), Decimal(v), int(c)), Level(int(lv)))
             for k, n, v, c, lv in rows
         ]
-        return atoms, bool(head[1]), _ms(head[0])
+        return atoms, bool(head[1]), _ms(head[0]), _ms(head[2])
 
     async def trades(
         self,
@@ -490,10 +572,19 @@ class VwapStore:
 
         rows = await _within(timeout_ms, read())
         return [
-            SymbolSummary(str(sym), ms_from_dt(first), ms_from_dt(last), _ms(vu))
-            for sym, first, last, vu in rows
+            SymbolSummary(str(sym), ms_from_dt(first), ms_from_dt(last), _ms(vu), _ms(vf))
+            for sym, first, last, vu, vf in rows
             if first is not None
         ]
+
+    async def storage_mode(self) -> str:
+        """The mode the processor created the store in (``plain`` or ``timescale``)."""
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(_MODE_SQL)
+            row = await cur.fetchone()
+        if row is None:
+            raise psycopg.errors.UndefinedTable("the store has no migration applied")
+        return str(row[0])
 
     async def head_sequence(self) -> int:
         """The newest committed event sequence (0 when none)."""
@@ -503,10 +594,12 @@ class VwapStore:
         assert row is not None
         return int(row[0])
 
-    async def recent_trades(self, symbol: str, span_ms: int) -> tuple[int, list[Trade], int | None]:
+    async def recent_trades(
+        self, symbol: str, span_ms: int
+    ) -> tuple[int, list[Trade], int | None, int | None]:
         """In one snapshot: the event head sequence, the symbol's trades within ``span_ms``
-        of its newest trade in (ts, trade_id) order, and its ``verified_until`` (None when the
-        symbol has no reconciliation position yet)."""
+        of its newest trade in (ts, trade_id) order, and its verified range: ``verified_until``
+        (None when the symbol has no reconciliation position yet) and ``verified_from``."""
         async with self._pool.connection() as conn, conn.transaction():
             cur = await conn.execute(_HEAD_SQL)
             head = await cur.fetchone()
@@ -515,10 +608,11 @@ class VwapStore:
                 _RECENT_SQL, {"symbol": symbol, "span": timedelta(milliseconds=span_ms)}
             )
             rows = await cur.fetchall()
-            cur = await conn.execute(_VERIFIED_UNTIL_SQL, {"symbol": symbol})
+            cur = await conn.execute(_VERIFIED_SQL, {"symbol": symbol})
             verified = await cur.fetchone()
         trades = [
             Trade(symbol, int(tid), ms_from_dt(ts), Decimal(p), Decimal(q))
             for tid, ts, p, q in rows
         ]
-        return int(head[0]), trades, None if verified is None else ms_from_dt(verified[0])
+        until, start = (None, None) if verified is None else verified
+        return int(head[0]), trades, _ms(until), _ms(start)

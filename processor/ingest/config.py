@@ -45,6 +45,11 @@ class IngestConfig:
     max_trade_age_ms: int = MAX_AGE_MS
     #: Newest accepted trade timestamp, ahead of the local clock.
     max_clock_skew_ms: int = MAX_SKEW_MS
+    #: TimescaleDB mode: the aggregate policies may have materialised buckets ending this long
+    #: before now, so a trade older than that when stored has its range queued for a refresh
+    #: (readers sum those buckets from the trades until then). None: plain mode, whose triggers
+    #: keep the aggregates exact in the same transaction.
+    materialised_lag_ms: int | None = None
 
     def __post_init__(self) -> None:
         for name in (
@@ -66,5 +71,7 @@ class IngestConfig:
                 raise ValueError(f"ingest setting {name} must be >= 0, got {getattr(self, name)}")
         if self.backoff_max_ms < self.backoff_initial_ms:
             raise ValueError("backoff_max_ms must be >= backoff_initial_ms")
+        if self.materialised_lag_ms is not None and self.materialised_lag_ms < 0:
+            raise ValueError("materialised_lag_ms must be >= 0")
         if self.max_trade_age_ms < 1:
             raise ValueError("max_trade_age_ms must be >= 1")

@@ -39,6 +39,7 @@ class WriterLanes:
         flush_interval_ms: int,
         queue_size: int,
         retry_max_ms: int = 5_000,
+        materialised_lag_ms: int | None = None,
     ) -> None:
         self._lane_of = deal_symbols(symbols, lanes)
         count = min(lanes, len(self._lane_of)) or 1
@@ -50,6 +51,7 @@ class WriterLanes:
                 flush_interval_ms=flush_interval_ms,
                 queue_size=max(1, queue_size // count),
                 retry_max_ms=retry_max_ms,
+                materialised_lag_ms=materialised_lag_ms,
             )
             for _ in range(count)
         ]

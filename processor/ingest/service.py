@@ -63,6 +63,7 @@ class IngestService:
             flush_interval_ms=self._config.flush_interval_ms,
             queue_size=self._config.queue_size,
             retry_max_ms=self._config.write_retry_max_ms,
+            materialised_lag_ms=self._config.materialised_lag_ms,
         )
         self.feed = Feed(
             url=ws_url,

@@ -4,7 +4,10 @@ A batch transaction inserts the new trades (``source='ws'``, ``verified=false``)
 ``(symbol, trade_id)`` already stored and any trade older than its symbol's ``verified_until``
 (that range already equals REST, the source of truth; a late frame must not reopen it), the
 quarantined frames and the feed gaps, then appends exactly one ``TradeEvent`` per trade really
-inserted, last, as :func:`append_events` requires.
+inserted, last, as :func:`append_events` requires. In TimescaleDB mode a trade stored late
+enough to fall in a bucket the aggregate policies may have materialised has its range queued
+for a refresh in the same transaction: readers sum such buckets from the trades until the
+reconciler has refreshed them (see ``vwap.storage``).
 """
 
 from __future__ import annotations
@@ -57,6 +60,8 @@ INSERT_QUARANTINE_SQL = """
 INSERT INTO quarantine (received_at, payload, error)
 SELECT * FROM unnest(%s::timestamptz[], %s::text[], %s::text[])
 """
+
+QUEUE_REFRESH_SQL = "INSERT INTO aggregate_refresh_queue (start_ts, end_ts) VALUES (%s, %s)"
 
 INSERT_GAPS_SQL = """
 INSERT INTO feed_gaps (start_ts, end_ts, reason)
@@ -145,8 +150,12 @@ async def write_batch(
     received: Sequence[Received],
     quarantined: Sequence[Quarantined],
     gaps: Sequence[Gap],
+    *,
+    stale_before_ms: int | None = None,
 ) -> BatchResult:
-    """Write one batch in one transaction; every trade really inserted gets one event."""
+    """Write one batch in one transaction; every trade really inserted gets one event. Inserted
+    trades older than ``stale_before_ms`` (TimescaleDB mode; None: plain) have their range
+    queued for an aggregate refresh."""
     trades, repeated = unique_trades(received)
     inserted: list[Received] = []
     async with conn.transaction():
@@ -181,6 +190,13 @@ async def write_batch(
                     [g.reason for g in gaps],
                 ),
             )
+        if stale_before_ms is not None:
+            late = [t.trade.ts_ms for t in inserted if t.trade.ts_ms < stale_before_ms]
+            if late:
+                await cur.execute(
+                    QUEUE_REFRESH_SQL,
+                    (datetime_from_ms(min(late)), datetime_from_ms(max(late) + 1)),
+                )
         if inserted:
             await append_events(conn, [t.event for t in inserted])
     return BatchResult(

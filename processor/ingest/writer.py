@@ -20,6 +20,7 @@ import psycopg
 
 from processor.db import Pool
 from processor.ingest.backoff import Backoff
+from processor.ingest.feed import Clock, wall_clock_ms
 from processor.ingest.records import Gap, Quarantined, Received, Record
 from processor.ingest.storage import BatchResult, write_batch
 from processor.stats import ProcessorCounters
@@ -63,8 +64,12 @@ class BatchWriter:
         flush_interval_ms: int,
         queue_size: int,
         retry_max_ms: int = 5_000,
+        materialised_lag_ms: int | None = None,
+        clock_ms: Clock = wall_clock_ms,
     ) -> None:
         self._pool = pool
+        self._materialised_lag_ms = materialised_lag_ms
+        self._clock_ms = clock_ms
         self._counters = counters
         self._batch_size = batch_size
         self._interval_s = flush_interval_ms / 1000
@@ -157,8 +162,12 @@ class BatchWriter:
         received, quarantined, gaps = _split(batch)
         while True:
             try:
+                lag = self._materialised_lag_ms
+                stale_before = None if lag is None else self._clock_ms() - lag
                 async with self._pool.connection() as conn:
-                    result = await write_batch(conn, received, quarantined, gaps)
+                    result = await write_batch(
+                        conn, received, quarantined, gaps, stale_before_ms=stale_before
+                    )
             except psycopg.OperationalError as exc:
                 delay = self._retry.next_delay()
                 log.warning(

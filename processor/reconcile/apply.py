@@ -12,7 +12,10 @@ The transaction, in order:
 4. flag every trade of the window verified, record each change in ``corrections``, upsert the
    ledger row as verified (counts add up over re-verifications);
 5. advance ``symbols.verified_until`` when the window starts at or before the watermark, then
-   on over verified ledger windows that follow contiguously;
+   on over verified ledger windows that follow contiguously, stopping at (and reopening) one
+   the feed stored a trade in after it was verified; and move ``symbols.verified_from`` back
+   when the window ends at or after it (a backfill), then on back over verified ledger
+   windows before it;
 6. TimescaleDB mode: queue the window for a continuous-aggregate refresh when it changed;
 7. LAST, append the events: one CorrectionEvent per change, then one WindowVerifiedEvent.
 
@@ -44,20 +47,42 @@ from tradekit.domain import TimeWindow, Trade
 
 @dataclass(frozen=True, slots=True)
 class WindowResult:
-    """What verifying one window did."""
+    """What verifying one window did, and the symbol's verified range after it."""
 
     outcome: WindowOutcome
     corrections: tuple[Correction, ...]
     verified_until_ms: int
+    verified_from_ms: int | None
 
 
 async def _advance(conn: Connection, symbol: str, watermark: int, window: TimeWindow) -> int:
+    """The watermark after ``window``: its end when it reaches the watermark, then on over the
+    verified ledger windows that follow, except one holding a trade stored after it was
+    verified (a window beyond the watermark stays open to the feed): that one is reopened
+    (pending, planned again) and the watermark stops at its start."""
     if not window.start_ms <= watermark < window.end_ms:
         return watermark
     watermark = window.end_ms
     while (end := await storage.verified_end_from(conn, symbol, watermark)) is not None:
+        ahead = TimeWindow(watermark, end)
+        if await storage.unverified_trade_in(conn, symbol, ahead):
+            await storage.reopen_windows(conn, symbol, ahead)
+            break
         watermark = end
     return watermark
+
+
+async def _extend_back(
+    conn: Connection, symbol: str, start: int | None, window: TimeWindow
+) -> int | None:
+    """Where the verified range begins after ``window``: its start when it reaches back to the
+    range's start (a backfill), then on back over the verified ledger windows before it."""
+    if start is None or not window.start_ms < start <= window.end_ms:
+        return start
+    start = window.start_ms
+    while (earlier := await storage.verified_start_to(conn, symbol, start)) is not None:
+        start = earlier
+    return start
 
 
 async def verify_window_in(
@@ -102,11 +127,15 @@ async def verify_window_in(
     new_watermark = await _advance(conn, symbol, watermark, window)
     if new_watermark != watermark:
         await storage.set_verified_until(conn, symbol, new_watermark)
+    start = await storage.verified_from(conn, symbol)
+    new_start = await _extend_back(conn, symbol, start, window)
+    if new_start is not None and new_start != start:
+        await storage.set_verified_from(conn, symbol, new_start)
     if timescale and corrections:
         await storage.queue_aggregate_refresh(conn, _span(window, corrections))
     events = [correction_event(c, window, i) for c, i in zip(corrections, ids, strict=True)]
-    await append_events(conn, [*events, window_event(outcome)])
-    return WindowResult(outcome, tuple(corrections), new_watermark)
+    await append_events(conn, [*events, window_event(outcome, new_watermark, new_start)])
+    return WindowResult(outcome, tuple(corrections), new_watermark, new_start)
 
 
 def _span(window: TimeWindow, corrections: Sequence[Correction]) -> TimeWindow:

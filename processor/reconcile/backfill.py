@@ -75,14 +75,17 @@ async def backfill(
     counters: ProcessorCounters,
     timescale: bool,
 ) -> AsyncIterator[BackfillProgress]:
-    """Verify every window of ``window`` for ``symbol``, yielding progress after each.
+    """Verify every window of ``window`` for ``symbol``, widened to whole reconciliation
+    windows (the ledger's: never two overlapping), yielding progress after each.
 
     Raises RangeNotSettled or RangeTooLarge before any work.
     """
     settled = now_ms - config.settle_ms
-    if window.end_ms > settled:
-        raise RangeNotSettled(window.end_ms, settled)
-    windows = list(split_aligned(window.start_ms, window.end_ms, config.window_ms))
+    width = config.window_ms
+    start, end = window.start_ms // width * width, -(-window.end_ms // width) * width
+    if end > settled:
+        raise RangeNotSettled(end, settled)
+    windows = list(split_aligned(start, end, width))
     if len(windows) > config.max_backfill_windows:
         raise RangeTooLarge(
             f"the range covers {len(windows)} windows of {config.window_ms} ms; at most "

@@ -26,9 +26,9 @@ class RangeNotSettled(ReconcileError):
 
     def __init__(self, end_ms: int, settled_until_ms: int) -> None:
         super().__init__(
-            f"end_time ({end_ms} ms) must be at most now minus the settle delay "
-            f"({settled_until_ms} ms): REST may not have every trade yet; "
-            "retry later or end earlier"
+            f"end_time, widened to a whole reconciliation window ({end_ms} ms), must be at"
+            f" most now minus the settle delay ({settled_until_ms} ms): REST may not have"
+            " every trade yet; retry later or end earlier"
         )
         self.end_ms = end_ms
         self.settled_until_ms = settled_until_ms

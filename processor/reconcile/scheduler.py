@@ -176,6 +176,7 @@ class Reconciler:
                     "window_fetch_failed", symbol=symbol, start_ms=window.start_ms, error=str(exc)
                 )
             except WindowRejected as exc:
+                self._counters.windows_rejected += 1
                 log.error(
                     "window_rejected", symbol=symbol, start_ms=window.start_ms, error=str(exc)
                 )
@@ -245,6 +246,11 @@ class Reconciler:
             counters=self._counters,
             timescale=self._timescale,
         )
+
+    @property
+    def symbols(self) -> tuple[str, ...]:
+        """The symbols reconciled every turn (SYMBOLS)."""
+        return self._symbols
 
     async def coverage(
         self, symbol: str, window: TimeWindow

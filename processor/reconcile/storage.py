@@ -43,11 +43,12 @@ class LedgerRow:
 
 
 async def ensure_symbol(conn: Connection, symbol: str, verified_until_ms: int) -> int:
-    """Create the symbol's row at ``verified_until_ms`` unless it exists; return its watermark."""
+    """Create the symbol's row at ``verified_until_ms`` unless it exists (its verified range
+    empty: it begins there too); return its watermark."""
     await conn.execute(
-        "INSERT INTO symbols (symbol, verified_until) VALUES (%s, %s)"
+        "INSERT INTO symbols (symbol, verified_until, verified_from) VALUES (%s, %s, %s)"
         " ON CONFLICT (symbol) DO NOTHING",
-        (symbol, to_dt(verified_until_ms)),
+        (symbol, to_dt(verified_until_ms), to_dt(verified_until_ms)),
     )
     watermark = await verified_until(conn, symbol)
     assert watermark is not None
@@ -60,6 +61,31 @@ async def verified_until(conn: Connection, symbol: str, *, lock: bool = False) -
     cur = await conn.execute(query + (" FOR UPDATE" if lock else ""), (symbol,))
     row = await cur.fetchone()
     return None if row is None else to_ms(row[0])
+
+
+async def verified_from(conn: Connection, symbol: str) -> int | None:
+    """Where the symbol's verified range begins (None: from its first trade, or no row)."""
+    cur = await conn.execute("SELECT verified_from FROM symbols WHERE symbol = %s", (symbol,))
+    row = await cur.fetchone()
+    return None if row is None or row[0] is None else to_ms(row[0])
+
+
+async def set_verified_from(conn: Connection, symbol: str, ms: int) -> None:
+    """Move the start of the symbol's verified range back to ``ms``."""
+    await conn.execute(
+        "UPDATE symbols SET verified_from = %s WHERE symbol = %s", (to_dt(ms), symbol)
+    )
+
+
+async def verified_start_to(conn: Connection, symbol: str, ms: int) -> int | None:
+    """The earliest start of a verified ledger window holding the instant just before ``ms``."""
+    cur = await conn.execute(
+        "SELECT min(start_ts) FROM coverage_windows"
+        " WHERE symbol = %s AND state = 'verified' AND start_ts < %s AND end_ts >= %s",
+        (symbol, to_dt(ms), to_dt(ms)),
+    )
+    row = await cur.fetchone()
+    return None if row is None or row[0] is None else to_ms(row[0])
 
 
 async def set_verified_until(conn: Connection, symbol: str, ms: int) -> None:
@@ -78,6 +104,27 @@ async def verified_end_from(conn: Connection, symbol: str, ms: int) -> int | Non
     )
     row = await cur.fetchone()
     return None if row is None or row[0] is None else to_ms(row[0])
+
+
+async def unverified_trade_in(conn: Connection, symbol: str, window: TimeWindow) -> bool:
+    """Whether ``window`` holds a trade not flagged verified (stored after its verification)."""
+    cur = await conn.execute(
+        "SELECT EXISTS (SELECT 1 FROM trades"
+        " WHERE symbol = %s AND ts >= %s AND ts < %s AND NOT verified)",
+        (symbol, to_dt(window.start_ms), to_dt(window.end_ms)),
+    )
+    row = await cur.fetchone()
+    return bool(row and row[0])
+
+
+async def reopen_windows(conn: Connection, symbol: str, window: TimeWindow) -> None:
+    """Mark the verified ledger windows starting in ``window`` pending: planned again, their
+    counts kept (the next verification adds to them)."""
+    await conn.execute(
+        "UPDATE coverage_windows SET state = 'pending', updated_at = now()"
+        " WHERE symbol = %s AND state = 'verified' AND start_ts >= %s AND start_ts < %s",
+        (symbol, to_dt(window.start_ms), to_dt(window.end_ms)),
+    )
 
 
 async def verified_starts_after(conn: Connection, symbol: str, ms: int) -> set[int]:
@@ -251,18 +298,18 @@ async def record_corrections(
 
 
 async def record_verified(conn: Connection, outcome: WindowOutcome) -> None:
-    """Upsert the window's ledger row as verified; counts add up over re-verifications."""
+    """Upsert the window's ledger row as verified; counts add up over re-verifications (a
+    pending row holds none, or a reopened window's earlier ones)."""
     await conn.execute(
         "INSERT INTO coverage_windows AS c (symbol, start_ts, end_ts, state, trade_count,"
         " change_count, inserted, updated, deleted)"
         " VALUES (%s, %s, %s, 'verified', %s, %s, %s, %s, %s)"
         " ON CONFLICT (symbol, start_ts) DO UPDATE SET end_ts = excluded.end_ts,"
         " state = 'verified', trade_count = excluded.trade_count,"
-        " change_count = CASE WHEN c.state = 'verified' THEN c.change_count ELSE 0 END"
-        " + excluded.change_count,"
-        " inserted = CASE WHEN c.state = 'verified' THEN c.inserted ELSE 0 END + excluded.inserted,"
-        " updated = CASE WHEN c.state = 'verified' THEN c.updated ELSE 0 END + excluded.updated,"
-        " deleted = CASE WHEN c.state = 'verified' THEN c.deleted ELSE 0 END + excluded.deleted,"
+        " change_count = c.change_count + excluded.change_count,"
+        " inserted = c.inserted + excluded.inserted,"
+        " updated = c.updated + excluded.updated,"
+        " deleted = c.deleted + excluded.deleted,"
         " updated_at = now()",
         (
             outcome.symbol,

@@ -1,11 +1,19 @@
-"""Reading the processor's settings: symbols are checked at start."""
+"""The processor's settings and start: symbols are checked, the storage mode sets the ingest's
+refresh queueing, an unreachable database stops the start with one line."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
 
+from devstack.ports import free_port
+from processor.app import ingest_config
 from processor.config import SETTINGS as PROCESSOR_SETTINGS
 from processor.config import ProcessorConfig
+from processor.schema import MATERIALISED_LAG_MS
 from tradekit.config import ConfigError, Env
 
 
@@ -17,6 +25,9 @@ from tradekit.config import ConfigError, Env
         ("BTC,*", "cannot be a symbol"),
         ("BTC,>", "cannot be a symbol"),
         ("BTC,ÉTH", "cannot be a symbol"),
+        ("BTC-USD", "upper-case letters or digits"),
+        ("btc", "upper-case letters or digits"),
+        ("A" * 21, "upper-case letters or digits"),
         (" , ", "at least one symbol"),
         ("BTC,ETH,BTC", "twice"),
     ],
@@ -27,6 +38,36 @@ def test_processor_symbols_must_be_usable_as_subject_tokens(raw: str, message: s
         ProcessorConfig.from_env(Env(PROCESSOR_SETTINGS, {"SYMBOLS": raw}))
 
 
-def test_processor_symbols_accept_common_tickers() -> None:
-    config = ProcessorConfig.from_env(Env(PROCESSOR_SETTINGS, {"SYMBOLS": "BTC, BTC-USD,ETH/USDT"}))
-    assert config.symbols == ("BTC", "BTC-USD", "ETH/USDT")
+def test_processor_symbols_accept_the_domain_s_symbols() -> None:
+    """Exactly what the rest of the system accepts (the feed, the RPCs): no symbol passes the
+    start only to stop the ingest later."""
+    config = ProcessorConfig.from_env(Env(PROCESSOR_SETTINGS, {"SYMBOLS": "BTC, ETH,1INCH"}))
+    assert config.symbols == ("BTC", "ETH", "1INCH")
+
+
+def test_only_timescale_mode_queues_late_trades_for_a_refresh() -> None:
+    """The ingest queues refreshes for late trades in TimescaleDB mode only (plain mode's
+    triggers keep the aggregates exact), with the policies' smallest lag."""
+    config = ProcessorConfig.from_env(Env(PROCESSOR_SETTINGS, {}))
+    assert ingest_config(config).materialised_lag_ms is None
+    assert ingest_config(config, timescale=True).materialised_lag_ms == MATERIALISED_LAG_MS
+
+
+def test_an_unreachable_database_stops_the_start_with_one_line() -> None:
+    """python -m processor with nothing listening at DATABASE_URL exits 1 saying so (the URL
+    without its password), not with a traceback."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"postgresql://app:s3cret@127.0.0.1:{port}/trading",
+        "PROCESSOR_PORT": "0",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "processor"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 1
+    last = done.stderr.strip().splitlines()[-1]
+    assert "event=cannot_start" in last
+    assert f"cannot reach the database at postgresql://app:***@127.0.0.1:{port}/trading" in last
+    assert "s3cret" not in done.stderr
+    assert "Traceback" not in done.stderr

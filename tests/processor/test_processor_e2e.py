@@ -26,6 +26,7 @@ from tests.processor.support import (
     verified_until,
     wait_verified_past,
 )
+from tradekit.wire import timestamp_from_ms
 
 
 @dataclasses.dataclass
@@ -115,6 +116,38 @@ async def test_nats_holds_every_event_once(stack: Stack) -> None:
         await assert_nats_holds_each_event_once(stack.nats_url, stack.stream, stack.database_url)
         > 0
     )
+
+
+async def test_coverage_and_backfill_need_both_times(stack: Stack) -> None:
+    """An unset time is refused by name (it would otherwise read as 1970-01-01)."""
+    t = timestamp_from_ms(1_700_000_000_000)
+    async with grpc.aio.insecure_channel(stack.processor.address) as channel:
+        stub = processor_pb2_grpc.ProcessorServiceStub(channel)
+        with pytest.raises(grpc.aio.AioRpcError) as no_start:
+            await stub.GetCoverage(processor_pb2.GetCoverageRequest(symbol="BTC", end_time=t))
+        with pytest.raises(grpc.aio.AioRpcError) as no_end:
+            await stub.Backfill(processor_pb2.BackfillRequest(symbol="BTC", start_time=t)).read()
+    for caught, field in ((no_start, "start_time"), (no_end, "end_time")):
+        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert f"{field} is required" in str(caught.value.details())
+
+
+async def test_coverage_of_a_symbol_never_reconciled_here_is_not_found(stack: Stack) -> None:
+    """GetCoverage of a symbol outside SYMBOLS with no ledger is NOT_FOUND naming SYMBOLS
+    (it used to answer a made-up 'live' window)."""
+    t = 1_700_000_000_000
+    request = processor_pb2.GetCoverageRequest(
+        symbol="DOGE", start_time=timestamp_from_ms(t), end_time=timestamp_from_ms(t + 60_000)
+    )
+    async with grpc.aio.insecure_channel(stack.processor.address) as channel:
+        stub = processor_pb2_grpc.ProcessorServiceStub(channel)
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await stub.GetCoverage(request)
+        request.symbol = "BTC"
+        known = await stub.GetCoverage(request)
+    assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+    assert "DOGE is not reconciled here (SYMBOLS: BTC" in str(caught.value.details())
+    assert known.HasField("verified_until")
 
 
 async def test_bad_stream_request_is_invalid_argument(stack: Stack) -> None:

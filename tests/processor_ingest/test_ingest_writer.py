@@ -237,3 +237,35 @@ async def test_ids_below_the_newest_stored_are_checked_one_by_one(pool: Pool) ->
                            ("ETH", 50), ("SOL", 2)}  # fmt: skip
     assert stored[("BTC", 5)].price == Decimal("27123.45")
     assert await count(pool, "events") == 7
+
+
+async def _queued_refreshes(pool: Pool) -> list[tuple[int, int]]:
+    async with pool.connection() as conn:
+        cur = await conn.execute("SELECT start_ts, end_ts FROM aggregate_refresh_queue ORDER BY id")
+        return [(ms_from_datetime(s), ms_from_datetime(e)) for s, e in await cur.fetchall()]
+
+
+async def test_late_trades_queue_their_range_for_an_aggregate_refresh(pool: Pool) -> None:
+    """TimescaleDB mode: trades stored later than the materialisation lag have their span
+    queued with them (readers then sum those buckets from trades); fresh trades and repeats
+    queue nothing; plain mode never queues."""
+    now = T0 + 60_000
+    w = BatchWriter(
+        pool,
+        ProcessorCounters(),
+        batch_size=50,
+        flush_interval_ms=20,
+        queue_size=100,
+        materialised_lag_ms=10_000,
+        clock_ms=lambda: now,
+    )
+    late = [trade(1, ts=now - 45_000), trade(2, symbol="ETH", ts=now - 10_001)]
+    fresh = [trade(3, ts=now - 9_999), trade(4, ts=now)]
+    await run_until_flushed(w, [Received(t, now) for t in (*late, *fresh)])
+    assert await _queued_refreshes(pool) == [(now - 45_000, now - 10_000)]
+    await run_until_flushed(w, [Received(t, now) for t in (*late, *fresh)])  # all repeats
+    assert len(await _queued_refreshes(pool)) == 1
+    plain = writer(pool, ProcessorCounters())
+    await run_until_flushed(plain, [Received(trade(5, ts=now - 45_000), now)])
+    assert len(await _queued_refreshes(pool)) == 1
+    assert await count(pool, "trades") == 5

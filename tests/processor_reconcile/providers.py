@@ -48,7 +48,9 @@ class Provider:
 
 
 @asynccontextmanager
-async def hostile_provider(*, history_ms: int = 20_000, seed: int = 7) -> AsyncIterator[Provider]:
+async def hostile_provider(
+    *, history_ms: int = 20_000, seed: int = 7, tape: TapeParams | None = None
+) -> AsyncIterator[Provider]:
     """Simulator (hostile REST, fast latencies, 200 ms REST lag) behind a real proxy."""
     clock = SkipClock()
     config = SimConfig.for_profile(
@@ -56,7 +58,7 @@ async def hostile_provider(*, history_ms: int = 20_000, seed: int = 7) -> AsyncI
         port=0,
         seed=seed,
         tickers=("BTC",),
-        tape=TapeParams(rate=30.0, cluster_rate=0.2),
+        tape=tape or TapeParams(rate=30.0, cluster_rate=0.2),
         rest_faults=FAST_HOSTILE_REST,
         rest_lag_ms=200,
         shutdown_timeout_s=0.1,

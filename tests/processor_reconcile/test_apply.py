@@ -10,6 +10,8 @@ from trading.v1 import events_pb2
 
 from processor.db import Pool, open_pool
 from processor.event_log import read_events
+from processor.ingest.records import Received
+from processor.ingest.storage import write_batch
 from processor.reconcile import storage
 from processor.reconcile.apply import verify_window
 from processor.reconcile.errors import UnknownSymbolRow
@@ -17,6 +19,7 @@ from processor.schema import migrate
 from processor.stats import ProcessorCounters
 from tests.processor_reconcile.dbhelp import same, seed, stored, trade
 from tradekit.domain import TimeWindow
+from tradekit.wire import ms_from_timestamp
 
 W = TimeWindow(60_000, 120_000)
 REST = [
@@ -36,6 +39,17 @@ async def pool(database_url: str) -> AsyncIterator[Pool]:
         async with pool.connection() as conn:
             await storage.ensure_symbol(conn, "BTC", W.start_ms)
         yield pool
+
+
+async def _window_events(pool: Pool) -> list[events_pb2.WindowVerifiedEvent]:
+    """BTC's WindowVerifiedEvents, in order."""
+    async with pool.connection() as conn:
+        events = await read_events(conn, from_seq=1, symbols=["BTC"], limit=100)
+    return [
+        events_pb2.WindowVerifiedEvent.FromString(e.payload)
+        for e in events
+        if e.subject == "trading.window.BTC"
+    ]
 
 
 async def seed_corrupted(pool: Pool) -> None:
@@ -133,6 +147,49 @@ async def test_watermark_jumps_over_verified_windows_that_follow(pool: Pool) -> 
     assert first.verified_until_ms == W.start_ms
     second = await verify_window(pool, "BTC", W, REST, timescale=False, counters=counters)
     assert second.verified_until_ms == later.end_ms
+    announced = await _window_events(pool)
+    # Each WindowVerifiedEvent carries the watermark after it: readers need not guess the order.
+    assert [ms_from_timestamp(w.verified_until, field="v") for w in announced] == [
+        W.start_ms,
+        later.end_ms,
+    ]
+
+
+async def test_a_feed_trade_stored_ahead_of_the_watermark_reopens_its_window(pool: Pool) -> None:
+    """A window verified ahead of the watermark stays open to the feed; a trade stored in it
+    afterwards (a late phantom) stops the watermark there and sends the window back to be
+    verified, which removes the phantom; the watermark then moves on."""
+    later = TimeWindow(120_000, 180_000)
+    counters = ProcessorCounters()
+    await verify_window(pool, "BTC", later, [], timescale=False, counters=counters)
+    phantom = trade(77, 150_000, "999", "1")
+    async with pool.connection() as conn:
+        result = await write_batch(conn, [Received(phantom, received_ms=1)], [], [])
+    assert [r.trade for r in result.inserted] == [phantom]  # beyond the watermark: stored
+
+    closed = await verify_window(pool, "BTC", W, REST, timescale=False, counters=counters)
+    assert closed.verified_until_ms == later.start_ms
+    async with pool.connection() as conn:
+        planned_again = later.start_ms not in await storage.verified_starts_after(
+            conn, "BTC", closed.verified_until_ms
+        )
+        cur = await conn.execute(
+            "SELECT state FROM coverage_windows WHERE start_ts = %s",
+            (storage.to_dt(later.start_ms),),
+        )
+        assert await cur.fetchone() == ("pending",)
+    assert planned_again
+
+    again = await verify_window(pool, "BTC", later, [], timescale=False, counters=counters)
+    assert [c.old for c in again.corrections] == [phantom]
+    assert again.verified_until_ms == later.end_ms
+    async with pool.connection() as conn:
+        assert [t.trade_id for t in await stored(conn, "BTC")] == [t.trade_id for t in REST]
+        cur = await conn.execute(
+            "SELECT state, deleted FROM coverage_windows WHERE start_ts = %s",
+            (storage.to_dt(later.start_ms),),
+        )
+        assert await cur.fetchone() == ("verified", 1)
 
 
 async def test_timescale_flag_queues_changed_windows_only(pool: Pool) -> None:
@@ -189,4 +246,33 @@ async def test_aggregates_stay_exact_after_corrections(pool: Pool) -> None:
             sum((t.quantity for t in rows), Decimal(0)),
             len(rows),
         )
+    ]
+
+
+async def test_backfilled_windows_move_the_start_of_the_verified_range_back(pool: Pool) -> None:
+    """The range begins where the first run began (history before it is verified only by a
+    backfill); a backfilled window reaching it moves it back, then on over earlier verified
+    windows (backfilled out of order); a window before a hole does not; events carry it."""
+    counters = ProcessorCounters()
+    first = await verify_window(pool, "BTC", W, REST, timescale=False, counters=counters)
+    assert (first.verified_from_ms, first.verified_until_ms) == (W.start_ms, W.end_ms)
+    early, hole, late = (
+        TimeWindow(0, 20_000),
+        TimeWindow(20_000, 40_000),
+        TimeWindow(40_000, W.start_ms),
+    )
+    apart = await verify_window(pool, "BTC", early, [], timescale=False, counters=counters)
+    assert apart.verified_from_ms == W.start_ms  # a hole before the range: not yet
+    reached = await verify_window(pool, "BTC", late, [], timescale=False, counters=counters)
+    assert reached.verified_from_ms == late.start_ms
+    closed = await verify_window(pool, "BTC", hole, [], timescale=False, counters=counters)
+    assert (closed.verified_from_ms, closed.verified_until_ms) == (0, W.end_ms)
+    async with pool.connection() as conn:
+        assert await storage.verified_from(conn, "BTC") == 0
+    announced = await _window_events(pool)
+    assert [ms_from_timestamp(w.verified_from, field="f") for w in announced] == [
+        W.start_ms,
+        W.start_ms,
+        late.start_ms,
+        0,
     ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import random
+from collections import Counter
 from collections.abc import AsyncIterator
 from datetime import UTC
 from decimal import Decimal
@@ -20,6 +21,7 @@ from processor.reconcile.errors import RangeNotSettled
 from processor.reconcile.scheduler import Reconciler
 from processor.schema import migrate
 from processor.stats import ProcessorCounters
+from simulator.tape import TapeParams
 from tests.processor_reconcile.dbhelp import same, seed, stored
 from tests.processor_reconcile.providers import Provider, hostile_provider
 from tradekit.domain import TimeWindow, Trade
@@ -27,6 +29,26 @@ from tradekit.domain import TimeWindow, Trade
 CONFIG = ReconcileConfig(
     window_ms=2_000, settle_ms=1_000, interval_ms=100, fetch_deadline_ms=20_000
 )
+
+
+def _reconciler(
+    pool: Pool,
+    provider: Provider,
+    *,
+    symbols: list[str],
+    counters: ProcessorCounters,
+    config: ReconcileConfig = CONFIG,
+) -> Reconciler:
+    """A plain-mode reconciler in front of ``provider``, on its clock."""
+    return Reconciler(
+        pool=pool,
+        proxy_address=provider.proxy_address,
+        symbols=symbols,
+        counters=counters,
+        config=config,
+        storage_mode_timescale=False,
+        clock=provider.clock,
+    )
 
 
 @pytest.fixture
@@ -87,15 +109,7 @@ async def test_reconciler_makes_a_corrupted_range_equal_to_the_truth(
         await storage.ensure_symbol(conn, "BTC", start)
         await seed(conn, corrupt(truth, random.Random(3)))
     counters = ProcessorCounters()
-    async with Reconciler(
-        pool=pool,
-        proxy_address=provider.proxy_address,
-        symbols=["BTC"],
-        counters=counters,
-        config=CONFIG,
-        storage_mode_timescale=False,
-        clock=provider.clock,
-    ):
+    async with _reconciler(pool, provider, symbols=["BTC"], counters=counters):
         watermark = await wait_verified(pool, "BTC", end)
     async with pool.connection() as conn:
         rows = [t for t in await stored(conn, "BTC") if t.ts_ms < watermark]
@@ -108,20 +122,13 @@ async def test_reconciler_makes_a_corrupted_range_equal_to_the_truth(
 async def test_backfill_verifies_history_below_the_watermark(
     pool: Pool, provider: Provider
 ) -> None:
-    """Backfill yields progress per window, fills the range, and leaves the watermark alone."""
+    """Backfill yields progress per window, fills the range widened to whole windows (never a
+    ledger window overlapping another), and leaves the watermark alone."""
     start = (provider.sim.start_ms // CONFIG.window_ms + 1) * CONFIG.window_ms
     watermark = start + 4 * CONFIG.window_ms
     async with pool.connection() as conn:
         await storage.ensure_symbol(conn, "BTC", watermark)
-    reconciler = Reconciler(
-        pool=pool,
-        proxy_address=provider.proxy_address,
-        symbols=[],
-        counters=ProcessorCounters(),
-        config=CONFIG,
-        storage_mode_timescale=False,
-        clock=provider.clock,
-    )
+    reconciler = _reconciler(pool, provider, symbols=[], counters=ProcessorCounters())
     async with reconciler:
         progress = [
             p async for p in reconciler.backfill("BTC", TimeWindow(start + 500, start + 4_000))
@@ -132,18 +139,18 @@ async def test_backfill_verifies_history_below_the_watermark(
         entries, verified_until = await reconciler.coverage("BTC", TimeWindow(start, watermark))
     assert [(p.windows_done, p.windows_total) for p in progress] == [(1, 2), (2, 2)]
     assert [(p.window.start_ms, p.window.end_ms) for p in progress] == [
-        (start + 500, start + 2_000),
+        (start, start + 2_000),
         (start + 2_000, start + 4_000),
     ]
     assert progress[-1].complete
     assert verified_until == watermark
     assert [(e.start_ms, e.state) for e in entries] == [
-        (start + 500, "verified"),
+        (start, "verified"),
         (start + 2_000, "verified"),
     ]
     async with pool.connection() as conn:
         rows = await stored(conn, "BTC")
-    assert same(rows, provider.truth("BTC", start + 500, start + 4_000))
+    assert same(rows, provider.truth("BTC", start, start + 4_000))
     assert sum(p.trade_count for p in progress) == len(rows)
 
 
@@ -158,14 +165,8 @@ async def test_gap_windows_are_verified_first(pool: Pool, provider: Provider) ->
             (storage.to_dt(gap_window + 100), storage.to_dt(gap_window + 200)),
         )
     config = dataclasses.replace(CONFIG, interval_ms=60_000, concurrency=1)
-    async with Reconciler(
-        pool=pool,
-        proxy_address=provider.proxy_address,
-        symbols=["BTC"],
-        counters=ProcessorCounters(),
-        config=config,
-        storage_mode_timescale=False,
-        clock=provider.clock,
+    async with _reconciler(
+        pool, provider, symbols=["BTC"], counters=ProcessorCounters(), config=config
     ):
         await wait_verified(pool, "BTC", gap_window + CONFIG.window_ms)
     async with pool.connection() as conn:
@@ -180,3 +181,39 @@ async def test_gap_windows_are_verified_first(pool: Pool, provider: Provider) ->
         if e.subject == "trading.window.BTC"
     ]
     assert starts[:4] == [gap_window, start, start + 2_000, start + 4_000]
+
+
+async def test_a_window_rest_cannot_answer_is_counted_and_holds_the_watermark(
+    pool: Pool,
+) -> None:
+    """Same-millisecond clusters of up to 150 trades: REST's 100-trade pages cannot list them,
+    so such a window is refused every turn (counted in windows_rejected), stays unverified
+    and holds the watermark at its start; the windows before it are verified."""
+    tape = TapeParams(rate=100.0, cluster_rate=0.5, cluster_max=150)
+    async with hostile_provider(tape=tape) as provider:
+        start = (provider.sim.start_ms // CONFIG.window_ms + 1) * CONFIG.window_ms
+        end = start + 6 * CONFIG.window_ms
+        crowded = [
+            w
+            for w in range(start, end, CONFIG.window_ms)
+            if max(
+                Counter(t.ts_ms for t in provider.truth("BTC", w, w + CONFIG.window_ms)).values(),
+                default=0,
+            )
+            > 100
+        ]
+        assert crowded, "the tape must hold a millisecond with more than 100 trades"
+        async with pool.connection() as conn:
+            await storage.ensure_symbol(conn, "BTC", start)
+        counters = ProcessorCounters()
+        async with _reconciler(pool, provider, symbols=["BTC"], counters=counters) as reconciler:
+            for _ in range(200):
+                if counters.windows_rejected >= 2:
+                    break
+                await asyncio.sleep(0.05)
+            entries, verified_until = await reconciler.coverage("BTC", TimeWindow(start, end))
+    assert counters.windows_rejected >= 2  # tried again on the next turn
+    assert verified_until == crowded[0]
+    states = {e.start_ms: e.state for e in entries}
+    assert states[crowded[0]] == "pending"
+    assert all(states[w] == "verified" for w in range(start, crowded[0], CONFIG.window_ms))

@@ -15,7 +15,7 @@ import pytest
 from simulator.app import RunningSimulator, run_simulator
 from simulator.config import SimConfig
 from simulator.faults import WsFaultRates
-from simulator.tape import TapeParams
+from simulator.tape import TapeParams, generate
 
 FIELDS = {"ticker", "ts", "quantity", "price", "tradeId"}
 
@@ -98,6 +98,25 @@ async def test_clean_stream_is_the_truth_in_order() -> None:
                     trade.price,
                     trade.quantity,
                 )
+
+
+async def test_a_past_start_is_rest_history_and_only_new_trades_are_streamed() -> None:
+    """Started 20 s in the past (a restart continuing its market): the truth holds exactly the
+    tape of those 20 s at once, and the stream sends only trades that happen from then on."""
+    start = int(time.time() * 1000) - 20_000
+    async with run_simulator(config(start_ms=start, seed=5)) as sim:
+        history_end = max(t.ts for ticker in sim.tickers for t in sim.truth.trades(ticker))
+        frames, _ = await read_frames(sim, 50)
+        for ticker in sim.tickers:
+            got = sim.truth.trades(ticker, start, start + 15_000)
+            tape = generate(ticker, config().tape, 5, start, 15_000)
+            assert [(t.trade_id, t.ts, t.price, t.quantity) for t in got] == [
+                (t.trade_id, t.ts, t.price, t.quantity) for t in tape
+            ]
+    assert sim.start_ms == start
+    assert len(frames) == 50
+    streamed = [parse_valid(text) for text in frames]
+    assert all(obj is not None and obj["ts"] > history_end for obj in streamed)
 
 
 @pytest.mark.parametrize("wanted", [("ETH",), ("BTC", "SOL")])

@@ -37,6 +37,16 @@ def test_different_seed_different_tape() -> None:
     )
 
 
+def test_a_later_start_never_reuses_trade_ids() -> None:
+    """The same seed started a millisecond after a full minute of trades: no id in common
+    (ids start at start_ms * 1000, as a real exchange's keep increasing across restarts)."""
+    params = TapeParams(rate=200.0)
+    first = generate("BTC", params, 7, START, 60_000)
+    later = generate("BTC", params, 7, START + 60_001, 10_000)
+    assert len(first) > 10_000
+    assert max(t.trade_id for t in first) < min(t.trade_id for t in later)
+
+
 def test_tape_independent_of_release_schedule() -> None:
     """Releasing in many small steps yields the same trades as one big step."""
     params = TapeParams(rate=300.0)

@@ -3,12 +3,16 @@ data resumed by the next stack on the same directory, a taken port refused loudl
 
 from __future__ import annotations
 
+import json
 import shlex
 import socket
 import subprocess
 import sys
 import time
+import urllib.request
+from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import grpc
 import psycopg
@@ -92,13 +96,29 @@ def test_status_reader_sees_the_ingested_trades(tmp_path: Path) -> None:
     assert all(vwap is not None for vwap in status.vwaps.values())
 
 
+def _simulator(stack: Stack, path: str) -> Any:
+    assert stack.simulator_url is not None
+    with urllib.request.urlopen(stack.simulator_url + path, timeout=10) as answer:
+        return json.loads(answer.read(), parse_float=Decimal)
+
+
 def test_second_stack_on_the_same_directory_resumes_the_data(tmp_path: Path) -> None:
-    """Trades stored by a first stack are still there when a second one starts on its data."""
+    """Trades stored by a first stack are still there when a second one starts on its data,
+    and its simulator continues the same market: same start, and the first run's true trades
+    again with the same ids and values (a new market would reuse stored ids for other trades
+    and lack the first run's, which reconciliation would then delete)."""
     with _stack(tmp_path) as first:
         stored = _wait_for_trades(first.database_url)
+        start = _simulator(first, "/stats")["start_ms"]
+        truth = {t: _simulator(first, f"/truth/trades?ticker={t}") for t in ("BTC", "ETH")}
     assert stored > 0
+    assert all(truth.values())
     with _stack(tmp_path) as second:
         assert _stored_trades(second.database_url) >= stored
+        assert _simulator(second, "/stats")["start_ms"] == start
+        for ticker, trades in truth.items():
+            end = trades[-1]["ts"] + 1
+            assert _simulator(second, f"/truth/trades?ticker={ticker}&endTime={end}") == trades
 
 
 def test_a_taken_port_fails_loudly_naming_the_variable(tmp_path: Path) -> None:

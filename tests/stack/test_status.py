@@ -9,6 +9,7 @@ STATUS = StackStatus(
     duplicates_dropped=7,
     frames_quarantined=2,
     windows_verified=9,
+    windows_rejected=3,
     corrections=4,
     vwaps={"BTC": "27000.5", "ETH": None},
 )
@@ -30,6 +31,7 @@ def test_line_is_key_value_pairs() -> None:
     line = render_line(STATUS, "12:00:00")
     assert "trades_ingested=120" in line
     assert "corrections=4" in line
+    assert "windows_rejected=3" in line
     assert "vwap_BTC=27000.5" in line
     assert "vwap_ETH=-" in line
 

@@ -620,3 +620,36 @@ def test_upgrade_keeps_the_10s_level_exact_in_timescale_mode(timescale_v2: Pglit
     )
     assert _materialised_rows(db, FINE) == len(expected)
     assert _pglite_fine(db) == expected
+
+
+async def test_upgrade_starts_each_verified_range_where_its_ledger_run_begins(
+    database_url: str, tmp_path: Path
+) -> None:
+    """Version 5 records where each symbol's verified range begins: the start of the run of
+    contiguous verified windows ending at its watermark (not a window before a hole, nor a
+    pending one); the watermark itself when no window is recorded."""
+    older = _first_versions(tmp_path, StorageMode.PLAIN, upto=4)
+    assert await migrate(database_url, "plain", directory=older) is StorageMode.PLAIN
+    ledger = [  # BTC: 0-1 verified, hole, 3-4 pending, 4-7 verified, watermark 7
+        ("BTC", 0, 1, "verified"),
+        ("BTC", 3, 4, "pending"),
+        ("BTC", 4, 5, "verified"),
+        ("BTC", 5, 7, "verified"),
+        ("ETH", 5, 6, "verified"),  # not contiguous with ETH's watermark 9
+    ]
+    async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
+        for symbol, until in (("BTC", 7), ("ETH", 9), ("SOL", 2)):
+            await conn.execute(
+                "INSERT INTO symbols (symbol, verified_until) VALUES (%s, %s)",
+                (symbol, BASE + until * MINUTE),
+            )
+        for symbol, start, end, state in ledger:
+            await conn.execute(
+                "INSERT INTO coverage_windows (symbol, start_ts, end_ts, state)"
+                " VALUES (%s, %s, %s, %s)",
+                (symbol, BASE + start * MINUTE, BASE + end * MINUTE, state),
+            )
+        assert await migrate(database_url, "plain") is StorageMode.PLAIN
+        cur = await conn.execute("SELECT symbol, verified_from FROM symbols ORDER BY symbol")
+        got = dict(await cur.fetchall())
+    assert got == {"BTC": BASE + 4 * MINUTE, "ETH": BASE + 9 * MINUTE, "SOL": BASE + 2 * MINUTE}

@@ -1,7 +1,8 @@
 """GetVwap's window SQL against real TimescaleDB 2.23 (PGlite), checked against a brute force.
 
-The VWAP service's own statements (``vwap.storage._WINDOW_SQL`` fed by ``plan_pieces`` and
-``_piece_params``, and the batched ``_WINDOWS_SQL`` answering every window in one statement)
+The VWAP service's own statements in this mode (``vwap.storage.TIMESCALE``: the window
+statement fed by ``plan_pieces`` and ``_piece_params``, and the batched one answering every
+window in one statement)
 run over the project's TimescaleDB migrations, whose ``trade_buckets_10s/1m/1h/1d``
 are hierarchical continuous aggregates with real-time aggregation. For seeded random trades and
 windows (edges at any millisecond, empty windows, one trade, same-millisecond bursts, spans of
@@ -26,7 +27,7 @@ from tests.storage_modes.pglite_params import to_dollar_params
 from tradekit.domain import Trade
 from tradekit.money import VWAP_PRECISION, vwap_quotient
 from vwap.ranges import DAY_MS, HOUR_MS, MINUTE_MS, TEN_SECONDS_MS, Level, plan_pieces
-from vwap.storage import _WINDOW_SQL, _WINDOWS_SQL, _piece_params, _windows_params, dt_from_ms
+from vwap.storage import TIMESCALE, _piece_params, _windows_params, dt_from_ms
 
 # Only Node itself is required here: PgliteTimescale installs the pinned npm package on first
 # start (a fresh clone has no node_modules yet when this module is collected).
@@ -146,8 +147,8 @@ def _make_windows(trades: Sequence[Trade], seed: int) -> list[tuple[str, int, in
 
 def _window_sql(db: PgliteTimescale, symbol: str, start: int, end: int) -> tuple[Sums, bool]:
     """GetVwap's read for ``[start, end)``: the service's SQL, pieces and parameters."""
-    sql, args = to_dollar_params(_WINDOW_SQL, _piece_params(symbol, plan_pieces(start, end)))
-    [(notional, volume, count, _verified_until, known)] = db.query(sql, args)
+    sql, args = to_dollar_params(TIMESCALE.window, _piece_params(symbol, plan_pieces(start, end)))
+    [(notional, volume, count, _verified_until, known, _verified_from)] = db.query(sql, args)
     assert notional is not None
     assert volume is not None
     assert count is not None
@@ -186,11 +187,11 @@ def _assert_batched_windows_exact(
     (value and scale) and to the single-window statement."""
     params = _windows_params([(s, plan_pieces(a, b)) for s, a, b in windows])
     params["symbols"] = _text_array(params["symbols"])
-    sql, args = to_dollar_params(_WINDOWS_SQL, params)
+    sql, args = to_dollar_params(TIMESCALE.windows, params)
     rows = db.query(sql, args)
     assert len(rows) == len(windows)
     for n, ((symbol, start, end), row) in enumerate(zip(windows, rows, strict=True), start=1):
-        ordinal, notional, volume, count, _verified_until, known = row
+        ordinal, notional, volume, count, _verified_until, known, _verified_from = row
         where = f"{symbol} [{dt_from_ms(start)}, {dt_from_ms(end)})"
         assert int(str(ordinal)) == n, where
         assert notional is not None
@@ -345,7 +346,8 @@ def _correct(db: PgliteTimescale, corrections: Corrections) -> None:
 
 
 def test_window_sql_is_exact_after_corrections_and_refresh(timescale: PgliteTimescale) -> None:
-    """Corrections in the materialised region, refreshed bottom-up, give brute-force sums."""
+    """Corrections in the materialised region give brute-force sums while their range is
+    queued for a refresh (stale buckets summed from trades) and once refreshed bottom-up."""
     trades = _make_trades(seed=31)
     _insert(timescale, trades)
     _refresh(timescale, (t.ts_ms for t in trades))
@@ -359,6 +361,16 @@ def test_window_sql_is_exact_after_corrections_and_refresh(timescale: PgliteTime
     # Whole materialised buckets are stale until refreshed: the test must see the refresh.
     stale = [w for w in changed if _window_sql(timescale, *w)[0] != _brute_force(corrected, *w)]
     assert stale
-    _refresh(timescale, corrections.times())
+    # The processor queues the changed range with the change; reads then sum those buckets
+    # from the trades: exact before the refresh too.
+    times = corrections.times()
+    timescale.query(
+        "INSERT INTO aggregate_refresh_queue (start_ts, end_ts) VALUES ($1, $2)",
+        [dt_from_ms(min(times)).isoformat(), dt_from_ms(max(times) + 1).isoformat()],
+    )
+    _assert_windows_exact(timescale, corrected, windows)
+    _assert_batched_windows_exact(timescale, corrected, windows)
+    _refresh(timescale, times)
+    timescale.query("DELETE FROM aggregate_refresh_queue")
     _assert_windows_exact(timescale, corrected, windows)
     _assert_batched_windows_exact(timescale, corrected, windows)

@@ -1,4 +1,5 @@
-"""The shared entry point: a started service's start-up heap is frozen out of the collector."""
+"""The shared entry point: a started service's start-up heap is frozen out of the collector;
+a service that cannot start says why in one line."""
 
 from __future__ import annotations
 
@@ -8,8 +9,11 @@ import os
 import signal
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 
-from tradekit.entry import serve_until_signal
+import pytest
+
+from tradekit.entry import StartupError, redacted_url, run_service_main, serve_until_signal
 
 
 def _collector_walks(obj: object) -> bool:
@@ -60,3 +64,51 @@ async def test_a_service_may_set_the_collectors_thresholds() -> None:
         gc.unfreeze()
     assert seen == [(12_345, 11, 13)]
     assert before != (12_345, 11, 13)
+
+
+@dataclass(frozen=True)
+class _Config:
+    log_level: str = "info"
+
+
+def test_a_service_that_cannot_start_says_why_in_one_line(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A StartupError raised while starting (alone or inside a task group's group) exits 1
+    with one log line saying why, no traceback."""
+
+    @asynccontextmanager
+    async def unreachable(config: _Config) -> AsyncIterator[None]:
+        raise StartupError("cannot reach the database at postgresql://u:***@h/db")
+        yield  # pragma: no cover - never reached
+
+    @asynccontextmanager
+    async def in_a_group(config: _Config) -> AsyncIterator[None]:
+        async with asyncio.TaskGroup() as tasks:
+            tasks.create_task(unreachable(config).__aenter__())
+        yield  # pragma: no cover - never reached
+
+    for run in (unreachable, in_a_group):
+        status = run_service_main(
+            prog="python -m x",
+            description="x",
+            settings=(),
+            load_config=lambda env: _Config(),
+            run=run,
+            argv=[],
+        )
+        lines = capsys.readouterr().err.splitlines()
+        assert status == 1
+        assert len(lines) == 1
+        assert "event=cannot_start" in lines[0]
+        assert 'error="cannot reach the database at postgresql://u:***@h/db"' in lines[0]
+
+
+def test_urls_in_messages_hide_the_password() -> None:
+    """The password of a URL's user part is masked; the rest is kept."""
+    assert redacted_url("postgresql://app:s3cret@db:5432/trading?sslmode=require") == (
+        "postgresql://app:***@db:5432/trading?sslmode=require"
+    )
+    assert redacted_url("postgresql://postgres@127.0.0.1:5432/trading") == (
+        "postgresql://postgres@127.0.0.1:5432/trading"
+    )

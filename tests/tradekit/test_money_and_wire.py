@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from fractions import Fraction
 
 import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 from hypothesis import given
 from hypothesis import strategies as st
-from trading.v1 import trade_pb2
+from trading.v1 import proxy_pb2, trade_pb2
 
 from tradekit.domain import TimeWindow, Trade
-from tradekit.money import InvalidDecimal, parse_decimal, parse_positive, to_text, vwap_quotient
+from tradekit.money import (
+    InvalidDecimal,
+    exact_difference,
+    exact_sum,
+    parse_decimal,
+    parse_positive,
+    to_text,
+    vwap_quotient,
+)
 from tradekit.wire import (
     WireError,
     ms_from_timestamp,
@@ -19,7 +28,7 @@ from tradekit.wire import (
     timestamp_from_ms,
     trade_from_proto,
     trade_to_proto,
-    window_from_fields,
+    window_from_request,
 )
 
 decimals = st.decimals(
@@ -85,11 +94,40 @@ def test_sub_millisecond_timestamps_are_rejected() -> None:
         ms_from_timestamp(Timestamp(seconds=1, nanos=1), field="start_time")
 
 
+def test_timestamps_beyond_years_1_to_9999_are_rejected() -> None:
+    """Only the protobuf Timestamp range is accepted (the stores' dates end in year 9999)."""
+    for seconds in (253_402_300_800, -62_135_596_801):
+        with pytest.raises(WireError, match="between 0001-01-01"):
+            ms_from_timestamp(Timestamp(seconds=seconds), field="end_time")
+    last = Timestamp(seconds=253_402_300_799, nanos=999_000_000)
+    assert ms_from_timestamp(last, field="end_time") == 253_402_300_799_999
+    assert ms_from_timestamp(Timestamp(seconds=-62_135_596_800), field="t") == -62_135_596_800_000
+
+
 def test_window_requires_end_after_start() -> None:
     """An empty or reversed window is rejected with both times in the message."""
     with pytest.raises(WireError, match="end_time must be after start_time"):
-        window_from_fields(timestamp_from_ms(10), timestamp_from_ms(10))
-    assert window_from_fields(timestamp_from_ms(10), timestamp_from_ms(11)) == TimeWindow(10, 11)
+        window_from_request(
+            proxy_pb2.FetchTradesRequest(
+                start_time=timestamp_from_ms(10), end_time=timestamp_from_ms(10)
+            )
+        )
+    request = proxy_pb2.FetchTradesRequest(
+        start_time=timestamp_from_ms(10), end_time=timestamp_from_ms(11)
+    )
+    assert window_from_request(request) == TimeWindow(10, 11)
+
+
+def test_a_request_window_needs_both_times() -> None:
+    """An unset start_time or end_time is refused by name, not read as the epoch."""
+    request = proxy_pb2.FetchTradesRequest(symbol="BTC", end_time=timestamp_from_ms(10))
+    with pytest.raises(WireError, match="start_time is required"):
+        window_from_request(request)
+    request.start_time.CopyFrom(timestamp_from_ms(0))  # the epoch itself, set: accepted
+    assert window_from_request(request) == TimeWindow(0, 10)
+    request.ClearField("end_time")
+    with pytest.raises(WireError, match="end_time is required"):
+        window_from_request(request)
 
 
 @pytest.mark.parametrize("symbol", ["", "btc", "BTC-USD", "X" * 21])
@@ -113,3 +151,26 @@ def test_trade_with_zero_quantity_is_rejected() -> None:
     msg.quantity = "0"
     with pytest.raises(WireError, match="quantity"):
         trade_from_proto(msg)
+
+
+# Amounts as the feed validation accepts them: up to 40 significant digits, within [1e-30, 1e30).
+_wide_amounts = st.builds(
+    lambda digits, exponent: Decimal(f"{digits}E{exponent}"),
+    st.integers(1, 10**40 - 1),
+    st.integers(-30, -10),
+)
+
+
+@given(_wide_amounts, _wide_amounts, st.lists(_wide_amounts, min_size=1, max_size=20))
+def test_money_arithmetic_never_rounds(
+    price: Decimal, quantity: Decimal, others: list[Decimal]
+) -> None:
+    """Notional, sums and differences equal rational arithmetic at any number of digits
+    (the default context would keep 28 significant digits)."""
+    notional = Trade("BTC", 1, 0, price, quantity).notional
+    assert Fraction(notional) == Fraction(price) * Fraction(quantity)
+    total = Decimal(0)
+    for value in others:
+        total = exact_sum(total, value)
+    assert Fraction(total) == sum(map(Fraction, others))
+    assert exact_difference(exact_sum(Decimal("1e20"), total), Decimal("1e20")) == total

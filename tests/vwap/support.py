@@ -115,11 +115,15 @@ class FakeProcessor:
             await self.release([event])
         return event
 
-    async def verify(self, symbol: str, start_ms: int, end_ms: int) -> events_pb2.Event:
-        """Mark ``[start_ms, end_ms)`` verified (watermark to ``end_ms``) and publish it."""
+    async def verify(
+        self, symbol: str, start_ms: int, end_ms: int, *, until_ms: int | None = None
+    ) -> events_pb2.Event:
+        """Mark ``[start_ms, end_ms)`` verified, the watermark to ``until_ms`` (default
+        ``end_ms``; another value: windows verified out of order), and publish it."""
+        watermark = end_ms if until_ms is None else until_ms
 
         async def change(conn: psycopg.AsyncConnection[Any]) -> None:
-            until = dt_from_ms(end_ms)
+            until = dt_from_ms(watermark)
             await conn.execute(
                 "INSERT INTO symbols (symbol, verified_until) VALUES (%s, %s)"
                 " ON CONFLICT (symbol) DO UPDATE SET verified_until = excluded.verified_until",
@@ -127,7 +131,7 @@ class FakeProcessor:
             )
 
         outcome = WindowOutcome(symbol, TimeWindow(start_ms, end_ms), 0, 0, 0, 0)
-        event = await self.commit(change, window_event(outcome))
+        event = await self.commit(change, window_event(outcome, watermark))
         await self.release([event])
         return event
 

@@ -76,6 +76,7 @@ def _trade_set(draw: st.DrawFn) -> list[tuple[int, Decimal, Decimal]]:
     raw=_trade_set(),
     windows=st.lists(st.tuples(_offset, _window), min_size=1, max_size=4),
     verified_off=st.integers(0, 3 * DAY_MS),
+    from_off=st.one_of(st.none(), st.integers(-DAY_MS, 2 * DAY_MS)),
 )
 async def test_get_vwap_equals_brute_force(
     start_vwap: VwapStarter,
@@ -83,16 +84,21 @@ async def test_get_vwap_equals_brute_force(
     raw: list[tuple[int, Decimal, Decimal]],
     windows: list[tuple[int, int]],
     verified_off: int,
+    from_off: int | None,
 ) -> None:
     """GetVwap's notional, volume, count and vwap equal a brute-force Decimal computation, and
-    verified follows symbols.verified_until."""
+    verified says whether the window lies in [verified_from, verified_until) of the symbol."""
     symbol = next(_symbols)
     trades = [Trade(symbol, i, BASE + off, p, q) for i, (off, p, q) in enumerate(raw)]
     async with await psycopg.AsyncConnection.connect(store_url) as conn:
         await insert_trades(conn, trades)
         await conn.execute(
-            "INSERT INTO symbols (symbol, verified_until) VALUES (%s, %s)",
-            (symbol, dt_from_ms(BASE + verified_off)),
+            "INSERT INTO symbols (symbol, verified_until, verified_from) VALUES (%s, %s, %s)",
+            (
+                symbol,
+                dt_from_ms(BASE + verified_off),
+                None if from_off is None else dt_from_ms(BASE + from_off),
+            ),
         )
         await conn.commit()
     async with start_vwap(cache_size=0) as (_, stub):
@@ -104,7 +110,8 @@ async def test_get_vwap_equals_brute_force(
                 )
             )
             _check_point(response.point, trades, end, window)
-            assert response.point.verified == (end <= BASE + verified_off)
+            after_from = from_off is None or end - window >= BASE + from_off
+            assert response.point.verified == (end <= BASE + verified_off and after_from)
 
 
 async def _seed(store_url: str, trades: list[Trade]) -> None:
@@ -234,7 +241,10 @@ async def test_list_symbols_reports_first_last_and_verified(
         ],
     )
     async with await psycopg.AsyncConnection.connect(store_url) as conn:
-        await conn.execute("INSERT INTO symbols VALUES ('BTC', %s)", (dt_from_ms(BASE + 99),))
+        await conn.execute(
+            "INSERT INTO symbols (symbol, verified_until, verified_from) VALUES ('BTC', %s, %s)",
+            (dt_from_ms(BASE + 99), dt_from_ms(BASE + 7)),
+        )
         await conn.execute("INSERT INTO symbols VALUES ('XRP', %s)", (dt_from_ms(BASE),))
         await conn.commit()
     async with start_vwap() as (_, stub):
@@ -249,6 +259,9 @@ async def test_list_symbols_reports_first_last_and_verified(
         for s in listing.symbols
     ]
     assert got == [("BTC", BASE + 10, BASE + 3 * DAY_MS, True), ("ETH", BASE + 5, BASE + 5, False)]
+    btc = listing.symbols[0]
+    assert ms_from_timestamp(btc.verified_from, field="v") == BASE + 7
+    assert ms_from_timestamp(btc.verified_until, field="v") == BASE + 99
 
 
 def _ts(ms: int) -> Timestamp:
@@ -285,6 +298,38 @@ _BAD: list[tuple[str, Any, grpc.StatusCode, str]] = [
         vwap_pb2.GetVwapRequest(symbol="BTC", end_time=Timestamp(seconds=1, nanos=5)),
         grpc.StatusCode.INVALID_ARGUMENT,
         "whole millisecond",
+    ),
+    (
+        "GetVwap",
+        vwap_pb2.GetVwapRequest(symbol="BTC", end_time=Timestamp(seconds=-62_135_596_800)),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "before 0001-01-01",
+    ),
+    (
+        "GetTrades",
+        vwap_pb2.GetTradesRequest(
+            symbol="BTC", start_time=_ts(BASE), end_time=Timestamp(seconds=253_402_300_800)
+        ),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "9999-12-31",
+    ),
+    (
+        "GetVwapSeries",
+        vwap_pb2.GetVwapSeriesRequest(symbol="BTC", end_time=_ts(BASE)),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "start_time is required",
+    ),
+    (
+        "GetVwapSeries",
+        vwap_pb2.GetVwapSeriesRequest(symbol="BTC", start_time=_ts(BASE)),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "end_time is required",
+    ),
+    (
+        "GetTrades",
+        vwap_pb2.GetTradesRequest(symbol="BTC", start_time=_ts(BASE)),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "end_time is required",
     ),
     (
         "GetVwapSeries",

@@ -178,6 +178,30 @@ async def test_a_stream_ends_overflowed_or_failed() -> None:
     assert wire.written == [("fine", b"y")]
 
 
+async def test_a_crashed_sender_ends_its_stream_and_is_raised_at_close() -> None:
+    """A bug in a write (not a gRPC error) ends that stream, lets the others be served, and
+    is raised by aclose instead of being lost with its task."""
+    outbox = Outbox(turns=1, stuck_after_s=3600)
+    wire = Wire()
+
+    async def buggy(message: bytes) -> None:
+        raise RuntimeError("a bug")
+
+    bad, fine = Outlet(max_pending=10), Outlet(max_pending=10)
+    bad.offer(b"x")
+    fine.offer(b"y")
+    fine.offer(None)
+    async with asyncio.TaskGroup() as tasks:
+        crashed = tasks.create_task(outbox.serve(bad, buggy))
+        closed = tasks.create_task(outbox.serve(fine, wire.writer("fine")))
+    assert (crashed.result(), closed.result()) == (FAILED, CLOSED)
+    assert wire.written == [("fine", b"y")]
+    with pytest.raises(ExceptionGroup) as caught:
+        await outbox.aclose()
+    assert [str(e) for e in caught.value.exceptions] == ["a bug"]
+    await outbox.aclose()  # raised once
+
+
 def test_at_least_one_turn() -> None:
     """Zero turns would block every stream forever."""
     with pytest.raises(ValueError, match="turns"):

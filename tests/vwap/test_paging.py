@@ -32,6 +32,16 @@ def test_malformed_token_is_rejected(garbage: str) -> None:
         decode_token(garbage, "BTC", 0, 1000)
 
 
+@pytest.mark.parametrize("last", [(10**18, 42), (1000, 42), (-1, 42), (500, -1), (500, 2**63)])
+def test_token_with_a_key_this_query_cannot_return_is_rejected(last: tuple[int, int]) -> None:
+    """A crafted token (the right digest, a key outside the query's range or the id range) is
+    INVALID_ARGUMENT, not a key handed to the database (a huge time would overflow a date)."""
+    token = encode_token("BTC", 0, 1000, last)
+    with pytest.raises(InvalidRequest, match="page_token"):
+        decode_token(token, "BTC", 0, 1000)
+    assert decode_token(encode_token("BTC", 0, 1000, (999, 0)), "BTC", 0, 1000) == (999, 0)
+
+
 def test_page_size_bounds() -> None:
     """0 means the default; 1..10000 are accepted; anything else is rejected."""
     assert page_size(0) == 1000

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from fractions import Fraction
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -160,6 +161,38 @@ def test_a_verified_window_at_the_watermark_moves_it() -> None:
     assert [p.verified for p in live] == [True]
 
 
+def test_the_announced_watermark_wins_over_the_window_order() -> None:
+    """Windows verified out of order: the watermark each event carries is followed (never
+    backwards), where the window alone would leave it stuck at the first hole."""
+    rolling = RollingWindow("BTC", window_ms=10, step_ms=5, retention_ms=1000, verified_until_ms=0)
+    for start, end, until in [(30, 40, 0), (0, 10, 10), (10, 20, 20), (20, 30, 40), (40, 50, 50)]:
+        rolling.on_window_verified(start, end, until)
+    assert rolling.verified_until_ms == 50
+    rolling.on_window_verified(0, 10, 10)  # an older event replayed: no step back
+    assert rolling.verified_until_ms == 50
+    unknown = RollingWindow("BTC", window_ms=10, step_ms=5, retention_ms=1000)
+    unknown.on_window_verified(0, 10, 10)
+    assert unknown.verified_until_ms == 10
+
+
+def test_points_starting_before_the_verified_range_are_not_verified() -> None:
+    """History before the range's start (never reconciled) is not verified even below the
+    watermark; a backfill moving the start back (its events say so) makes it verified."""
+    rolling = RollingWindow(
+        "BTC", window_ms=10, step_ms=5, retention_ms=1000, verified_until_ms=40, verified_from_ms=22
+    )
+    out = rolling.on_trade(Trade("BTC", 1, 29, Decimal("10"), Decimal("1")), 1)
+    assert [m.point.verified for m in out if isinstance(m, Update) and not m.closed] == [False]
+    rolling.on_window_verified(20, 30, 40, 22)  # the start stays
+    assert rolling.verified_from_ms == 22
+    rolling.on_window_verified(10, 20, 40, 10)  # a backfill reached it: moves back
+    assert rolling.verified_from_ms == 10
+    rolling.on_window_verified(30, 40, 40, 30)  # never forward
+    assert rolling.verified_from_ms == 10
+    later = rolling.on_trade(Trade("BTC", 2, 30, Decimal("11"), Decimal("1")), 2)
+    assert [m.point.verified for m in later if isinstance(m, Update) and not m.closed] == [True]
+
+
 def test_without_a_watermark_nothing_is_verified() -> None:
     """A symbol with no reconciliation position never reports verified points."""
     rolling = RollingWindow("BTC", window_ms=10, step_ms=5, retention_ms=1000)
@@ -186,3 +219,21 @@ def test_nothing_closes_before_the_first_trade() -> None:
     """Without any trade there is no point to close."""
     rolling = RollingWindow("BTC", window_ms=10, step_ms=5, retention_ms=1000)
     assert rolling.close_through(1_000, 0) == []
+
+
+def test_live_points_keep_every_digit() -> None:
+    """40-digit amounts: the live point's sums equal rational arithmetic exactly, after a
+    trade joins and after another leaves the window."""
+    price = Decimal("1.000000000000000000000000000000000000001")
+    quantity = Decimal("3.000000000000000000000000000000000000007")
+    rolling = RollingWindow("BTC", window_ms=10, step_ms=5, retention_ms=1000)
+    rolling.on_trade(Trade("BTC", 1, 0, Decimal("1e25"), Decimal("1e5")), 1)
+    rolling.on_trade(Trade("BTC", 2, 9, price, quantity), 2)
+    both = rolling.live_point()
+    assert both is not None
+    assert Fraction(both.sums.notional) == Fraction(10**30) + Fraction(price) * Fraction(quantity)
+    rolling.on_trade(Trade("BTC", 3, 11, price, quantity), 3)  # the first trade leaves
+    later = rolling.live_point()
+    assert later is not None
+    assert Fraction(later.sums.notional) == 2 * Fraction(price) * Fraction(quantity)
+    assert Fraction(later.sums.volume) == 2 * Fraction(quantity)

@@ -119,3 +119,18 @@ def test_end_before_start_and_bad_step_are_rejected() -> None:
         series_end_times(10, 5, 1, 100)
     with pytest.raises(InvalidRequest, match="step"):
         series_end_times(0, 5, 0, 100)
+
+
+def test_series_sums_keep_every_digit_of_large_and_fine_notionals() -> None:
+    """A huge notional early in the series and a finely divided one later: a window holding
+    only the later trade gets its exact sums, not the difference of two rounded running
+    totals (the default context's 28 digits would give 1.2345679)."""
+    big = Trade("BTC", 1, _T0, Decimal("1e10"), Decimal("1e10"))
+    fine = Trade("BTC", 2, _T0 + 70_000, Decimal("1.2345679023456789"), Decimal("1"))
+    ends = series_end_times(_T0 + MINUTE_MS, _T0 + 2 * MINUTE_MS, MINUTE_MS, 10)
+    plan = series_plan(ends, MINUTE_MS)
+    got = series_sums(ends, MINUTE_MS, plan, _atoms_like_storage([big, fine], plan.pieces))
+    assert [(s.notional, s.volume, s.count) for s in got] == [
+        (Decimal("1e20"), Decimal("1e10"), 1),
+        (Decimal("1.2345679023456789"), Decimal("1"), 1),
+    ]

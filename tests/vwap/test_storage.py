@@ -14,7 +14,7 @@ from tests.vwap.support import insert_trades
 from tradekit.domain import Trade
 from vwap.errors import DeadlinePassed
 from vwap.ranges import DAY_MS, HOUR_MS, MINUTE_MS, plan_pieces
-from vwap.storage import Pool, VwapStore, dt_from_ms, open_pool
+from vwap.storage import PLAIN, TIMESCALE, Pool, VwapStore, dt_from_ms, open_pool
 
 BASE = 1_700_006_400_000 - 1_700_006_400_000 % DAY_MS  # a UTC midnight in Nov 2023
 
@@ -56,7 +56,7 @@ async def test_window_reads_sums_and_knows_the_symbol(pool: Pool) -> None:
 async def test_a_trade_of_another_symbol_does_not_make_a_symbol_known(pool: Pool) -> None:
     """The trade probe looks at the asked symbol only."""
     store = VwapStore(pool)
-    _, known, _ = await store.atoms("ETH", plan_pieces(BASE, BASE + DAY_MS))
+    _, known, _, _ = await store.atoms("ETH", plan_pieces(BASE, BASE + DAY_MS))
     assert not known
 
 
@@ -183,3 +183,45 @@ async def test_many_windows_in_one_statement_equal_the_brute_force(store_url: st
     assert reads[0].sums.count == 3
     assert sum(1 for r in reads if r.sums.count == 0) > 10
     assert max(r.sums.count for r in reads) > 500
+
+
+async def test_buckets_queued_for_refresh_are_summed_from_trades(store_url: str) -> None:
+    """TimescaleDB mode's statements do not trust aggregates that may be stale (their range
+    queued for a refresh until the processor has done it): single, batched and atom reads sum
+    those buckets from the trades; other buckets are read as stored. The stale rows are made by
+    hand here (plain mode keeps them exact, and its statements, which skip the check, read
+    them), so the test sees which rows were read."""
+    trades = [
+        Trade("BTC", n, BASE + n * 7_001, Decimal(n).scaleb(-2) + 1, Decimal(n % 7 + 1))
+        for n in range(1, 2000)
+    ]
+    async with await psycopg.AsyncConnection.connect(store_url) as conn:
+        await insert_trades(conn, trades)
+        for table in ("trade_buckets_10s", "trade_buckets_1m_state", "trade_buckets_1h"):
+            await conn.execute(f"UPDATE {table} SET notional = notional + 1000000")
+        await conn.execute(
+            "INSERT INTO aggregate_refresh_queue (start_ts, end_ts) VALUES (%s, %s)",
+            (dt_from_ms(BASE), dt_from_ms(BASE + 3 * HOUR_MS)),
+        )
+        await conn.commit()
+    inside = (BASE + 1_234, BASE + 2 * HOUR_MS + 59 * MINUTE_MS + 17)  # every level
+    later = (BASE + 3 * HOUR_MS, BASE + 3 * HOUR_MS + 50 * MINUTE_MS)  # not queued
+    async with open_pool(store_url, min_size=1, max_size=1) as pool:
+        store = VwapStore(pool, TIMESCALE)
+        single = await store.window("BTC", plan_pieces(*inside))
+        trusting = await VwapStore(pool, PLAIN).window("BTC", plan_pieces(*inside))
+        batched = await store.windows([("BTC", plan_pieces(*w)) for w in (inside, later)])
+        atoms, _, _, _ = await store.atoms("BTC", plan_pieces(*inside))
+    expected = _brute_sums(trades, "BTC", *inside)
+    for read in (single, batched[0]):
+        assert (read.sums.notional, read.sums.volume, Decimal(read.sums.count)) == expected
+    atom_total = (
+        sum((a.sums.notional for a in atoms), Decimal(0)),
+        sum((a.sums.volume for a in atoms), Decimal(0)),
+        Decimal(sum(a.sums.count for a in atoms)),
+    )
+    assert atom_total == expected
+    assert {a.level for a in atoms} == {p.level for p in plan_pieces(*inside)}  # bucket-shaped
+    stale = batched[1].sums.notional - _brute_sums(trades, "BTC", *later)[0]
+    assert stale > 1_000_000  # outside the queued range, the (made up) stored rows are read
+    assert trusting.sums.notional - expected[0] > 1_000_000

@@ -7,6 +7,7 @@ from decimal import Decimal
 from typing import Any
 
 import grpc
+import pytest
 from trading.v1 import vwap_pb2, vwap_pb2_grpc
 
 from tests.vwap.support import FakeProcessor, VwapStarter
@@ -38,6 +39,23 @@ def _brute(truth: dict[int, Trade], point: vwap_pb2.VwapPoint) -> tuple[Decimal,
         sum((t.quantity for t in inside), Decimal(0)),
         len(inside),
     )
+
+
+def _btc_request() -> vwap_pb2.StreamVwapRequest:
+    return vwap_pb2.StreamVwapRequest(
+        symbols=["BTC"], window=duration_from_ms(WINDOW), step=duration_from_ms(STEP)
+    )
+
+
+def _verified_flags(
+    messages: list[vwap_pb2.StreamVwapResponse], *, live_only: bool = False
+) -> list[tuple[int, bool]]:
+    """(end time - BASE, verified) of each update (live ones only if asked)."""
+    return [
+        (ms_from_timestamp(m.update.point.end_time, field="end") - BASE, m.update.point.verified)
+        for m in messages
+        if m.HasField("update") and not (live_only and m.update.closed)
+    ]
 
 
 def _is_live(msg: vwap_pb2.StreamVwapResponse) -> bool:
@@ -73,9 +91,7 @@ async def test_stream_revisions_and_resume_after_processor_restart(
     for trade in (_t(1, 1_000, "100"), _t(2, 5_000, "102", "2")):
         await processor.trade(trade)
         truth[trade.trade_id] = trade
-    request = vwap_pb2.StreamVwapRequest(
-        symbols=["BTC"], window=duration_from_ms(WINDOW), step=duration_from_ms(STEP)
-    )
+    request = _btc_request()
     async with start_vwap() as (running, stub):
         first, second = stub.StreamVwap(request), stub.StreamVwap(request)
         await _until_loaded(running)
@@ -151,9 +167,7 @@ async def test_subscription_snapshot_neither_misses_nor_repeats(
     """An event committed before the subscription's snapshot but streamed after it is counted
     once (from the snapshot) and not re-applied; later events are applied on top."""
     await processor.trade(_t(1, 1_000, "100"))
-    request = vwap_pb2.StreamVwapRequest(
-        symbols=["BTC"], window=duration_from_ms(WINDOW), step=duration_from_ms(STEP)
-    )
+    request = _btc_request()
     async with start_vwap() as (running, stub):
         held = await processor.trade(_t(2, 2_000, "200"), release=False)
         call = stub.StreamVwap(request)
@@ -197,9 +211,7 @@ async def test_live_and_closed_points_say_whether_they_are_verified(
     """Points ending at or before the verified watermark are verified; a verified window
     event moves the watermark for the points that follow."""
     await processor.verify("BTC", BASE, BASE + 10_000)
-    request = vwap_pb2.StreamVwapRequest(
-        symbols=["BTC"], window=duration_from_ms(WINDOW), step=duration_from_ms(STEP)
-    )
+    request = _btc_request()
     async with start_vwap() as (running, stub):
         call = stub.StreamVwap(request)
         await _until_loaded(running)
@@ -211,18 +223,33 @@ async def test_live_and_closed_points_say_whether_they_are_verified(
         last = await processor.trade(_t(3, 26_000, "120"))
         messages += await _read_until(call, last.sequence)
         call.cancel()
-    flags = [
-        (ms_from_timestamp(m.update.point.end_time, field="end") - BASE, m.update.point.verified)
-        for m in messages
-        if m.HasField("update")
-    ]
-    assert flags == [
+    assert _verified_flags(messages) == [
         (1_001, True),
         (10_000, True),
         (20_000, False),
         (25_001, False),
         (26_001, True),
     ]
+
+
+async def test_windows_verified_out_of_order_move_the_watermark_as_announced(
+    start_vwap: VwapStarter, processor: FakeProcessor
+) -> None:
+    """A later window verified first leaves the watermark; the one closing the hole moves it
+    past both (the event says where): live points after that are verified."""
+    await processor.verify("BTC", BASE, BASE + 10_000)
+    request = _btc_request()
+    async with start_vwap() as (running, stub):
+        call = stub.StreamVwap(request)
+        await _until_loaded(running)
+        first = await processor.trade(_t(1, 25_000, "100"))
+        messages = await _read_until(call, first.sequence)
+        await processor.verify("BTC", BASE + 20_000, BASE + 30_000, until_ms=BASE + 10_000)
+        await processor.verify("BTC", BASE + 10_000, BASE + 20_000, until_ms=BASE + 30_000)
+        last = await processor.trade(_t(2, 26_000, "120"))
+        messages += await _read_until(call, last.sequence)
+        call.cancel()
+    assert _verified_flags(messages, live_only=True) == [(25_001, False), (26_001, True)]
 
 
 async def test_an_idle_symbol_gets_its_closed_point_on_the_clock(
@@ -260,9 +287,7 @@ async def test_a_stuck_subscriber_does_not_hold_back_the_others(
     loses the turn when its write gets stuck: the other subscribers still receive the newest
     point of every trade, exactly, and the stuck stream is served again once it reads."""
     outbox = Outbox(turns=1, stuck_after_s=0.05)
-    request = vwap_pb2.StreamVwapRequest(
-        symbols=["BTC"], window=duration_from_ms(WINDOW), step=duration_from_ms(STEP)
-    )
+    request = _btc_request()
     # No window growth and the smallest window: a few unread messages block the writes.
     tight = [("grpc.http2.bdp_probe", 0), ("grpc.http2.lookahead_bytes", 1)]
     async with start_vwap() as (running, _):
@@ -305,3 +330,23 @@ async def test_a_stuck_subscriber_does_not_hold_back_the_others(
         assert [u.sequence for u in live] == sorted({u.sequence for u in live})
         assert live[-1].sequence == last.sequence
         assert _sums(live[-1].point) == expected
+
+
+async def test_a_bad_subscription_is_refused_with_what_to_change(start_vwap: VwapStarter) -> None:
+    """A step under a second (a closed point per millisecond to every subscriber), a zero
+    window or a malformed symbol: INVALID_ARGUMENT naming the field, before any message."""
+    requests = {
+        "step must be at least 1000 ms": vwap_pb2.StreamVwapRequest(step=duration_from_ms(999)),
+        "window must be positive": vwap_pb2.StreamVwapRequest(window=duration_from_ms(0)),
+        "upper-case": vwap_pb2.StreamVwapRequest(symbols=["btc"]),
+    }
+    async with start_vwap() as (_, stub):
+        for message, request in requests.items():
+            with pytest.raises(grpc.aio.AioRpcError) as caught:
+                await stub.StreamVwap(request).read()
+            assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            assert message in str(caught.value.details())
+        accepted = stub.StreamVwap(vwap_pb2.StreamVwapRequest(step=duration_from_ms(1000)))
+        with pytest.raises(asyncio.TimeoutError):  # subscribed: waits for trades
+            await asyncio.wait_for(accepted.read(), 0.5)
+        accepted.cancel()

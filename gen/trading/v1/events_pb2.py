@@ -26,21 +26,21 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from trading.v1 import trade_pb2 as trading_dot_v1_dot_trade__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17trading/v1/events.proto\x12\ntrading.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16trading/v1/trade.proto\"a\n\nTradeEvent\x12 \n\x05trade\x18\x01 \x01(\x0b\x32\x11.trading.v1.Trade\x12\x31\n\rreceived_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xc6\x01\n\x0f\x43orrectionEvent\x12(\n\x04kind\x18\x01 \x01(\x0e\x32\x1a.trading.v1.CorrectionKind\x12$\n\told_trade\x18\x02 \x01(\x0b\x32\x11.trading.v1.Trade\x12$\n\tnew_trade\x18\x03 \x01(\x0b\x32\x11.trading.v1.Trade\x12&\n\x06window\x18\x04 \x01(\x0b\x32\x16.trading.v1.TimeWindow\x12\x15\n\rcorrection_id\x18\x05 \x01(\x03\"\xac\x01\n\x13WindowVerifiedEvent\x12\x0e\n\x06symbol\x18\x01 \x01(\t\x12&\n\x06window\x18\x02 \x01(\x0b\x32\x16.trading.v1.TimeWindow\x12\x13\n\x0btrade_count\x18\x03 \x01(\x03\x12\x14\n\x0c\x63hange_count\x18\x04 \x01(\x03\x12\x10\n\x08inserted\x18\x05 \x01(\x03\x12\x0f\n\x07updated\x18\x06 \x01(\x03\x12\x0f\n\x07\x64\x65leted\x18\x07 \x01(\x03\"\xfe\x01\n\x05\x45vent\x12\x10\n\x08sequence\x18\x01 \x01(\x04\x12\x0e\n\x06symbol\x18\x02 \x01(\t\x12\x30\n\x0cpublish_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\'\n\x05trade\x18\n \x01(\x0b\x32\x16.trading.v1.TradeEventH\x00\x12\x31\n\ncorrection\x18\x0b \x01(\x0b\x32\x1b.trading.v1.CorrectionEventH\x00\x12:\n\x0fwindow_verified\x18\x0c \x01(\x0b\x32\x1f.trading.v1.WindowVerifiedEventH\x00\x42\t\n\x07payload*\x89\x01\n\x0e\x43orrectionKind\x12\x1f\n\x1b\x43ORRECTION_KIND_UNSPECIFIED\x10\x00\x12\x1c\n\x18\x43ORRECTION_KIND_INSERTED\x10\x01\x12\x1b\n\x17\x43ORRECTION_KIND_UPDATED\x10\x02\x12\x1b\n\x17\x43ORRECTION_KIND_DELETED\x10\x03\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17trading/v1/events.proto\x12\ntrading.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16trading/v1/trade.proto\"a\n\nTradeEvent\x12 \n\x05trade\x18\x01 \x01(\x0b\x32\x11.trading.v1.Trade\x12\x31\n\rreceived_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xc6\x01\n\x0f\x43orrectionEvent\x12(\n\x04kind\x18\x01 \x01(\x0e\x32\x1a.trading.v1.CorrectionKind\x12$\n\told_trade\x18\x02 \x01(\x0b\x32\x11.trading.v1.Trade\x12$\n\tnew_trade\x18\x03 \x01(\x0b\x32\x11.trading.v1.Trade\x12&\n\x06window\x18\x04 \x01(\x0b\x32\x16.trading.v1.TimeWindow\x12\x15\n\rcorrection_id\x18\x05 \x01(\x03\"\x93\x02\n\x13WindowVerifiedEvent\x12\x0e\n\x06symbol\x18\x01 \x01(\t\x12&\n\x06window\x18\x02 \x01(\x0b\x32\x16.trading.v1.TimeWindow\x12\x13\n\x0btrade_count\x18\x03 \x01(\x03\x12\x14\n\x0c\x63hange_count\x18\x04 \x01(\x03\x12\x10\n\x08inserted\x18\x05 \x01(\x03\x12\x0f\n\x07updated\x18\x06 \x01(\x03\x12\x0f\n\x07\x64\x65leted\x18\x07 \x01(\x03\x12\x32\n\x0everified_until\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x31\n\rverified_from\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xfe\x01\n\x05\x45vent\x12\x10\n\x08sequence\x18\x01 \x01(\x04\x12\x0e\n\x06symbol\x18\x02 \x01(\t\x12\x30\n\x0cpublish_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\'\n\x05trade\x18\n \x01(\x0b\x32\x16.trading.v1.TradeEventH\x00\x12\x31\n\ncorrection\x18\x0b \x01(\x0b\x32\x1b.trading.v1.CorrectionEventH\x00\x12:\n\x0fwindow_verified\x18\x0c \x01(\x0b\x32\x1f.trading.v1.WindowVerifiedEventH\x00\x42\t\n\x07payload*\x89\x01\n\x0e\x43orrectionKind\x12\x1f\n\x1b\x43ORRECTION_KIND_UNSPECIFIED\x10\x00\x12\x1c\n\x18\x43ORRECTION_KIND_INSERTED\x10\x01\x12\x1b\n\x17\x43ORRECTION_KIND_UPDATED\x10\x02\x12\x1b\n\x17\x43ORRECTION_KIND_DELETED\x10\x03\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'trading.v1.events_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_CORRECTIONKIND']._serialized_start=829
-  _globals['_CORRECTIONKIND']._serialized_end=966
+  _globals['_CORRECTIONKIND']._serialized_start=932
+  _globals['_CORRECTIONKIND']._serialized_end=1069
   _globals['_TRADEEVENT']._serialized_start=96
   _globals['_TRADEEVENT']._serialized_end=193
   _globals['_CORRECTIONEVENT']._serialized_start=196
   _globals['_CORRECTIONEVENT']._serialized_end=394
   _globals['_WINDOWVERIFIEDEVENT']._serialized_start=397
-  _globals['_WINDOWVERIFIEDEVENT']._serialized_end=569
-  _globals['_EVENT']._serialized_start=572
-  _globals['_EVENT']._serialized_end=826
+  _globals['_WINDOWVERIFIEDEVENT']._serialized_end=672
+  _globals['_EVENT']._serialized_start=675
+  _globals['_EVENT']._serialized_end=929
 # @@protoc_insertion_point(module_scope)

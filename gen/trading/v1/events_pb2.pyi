@@ -44,7 +44,7 @@ class CorrectionEvent(_message.Message):
     def __init__(self, kind: _Optional[_Union[CorrectionKind, str]] = ..., old_trade: _Optional[_Union[_trade_pb2.Trade, _Mapping]] = ..., new_trade: _Optional[_Union[_trade_pb2.Trade, _Mapping]] = ..., window: _Optional[_Union[_trade_pb2.TimeWindow, _Mapping]] = ..., correction_id: _Optional[int] = ...) -> None: ...
 
 class WindowVerifiedEvent(_message.Message):
-    __slots__ = ("symbol", "window", "trade_count", "change_count", "inserted", "updated", "deleted")
+    __slots__ = ("symbol", "window", "trade_count", "change_count", "inserted", "updated", "deleted", "verified_until", "verified_from")
     SYMBOL_FIELD_NUMBER: _ClassVar[int]
     WINDOW_FIELD_NUMBER: _ClassVar[int]
     TRADE_COUNT_FIELD_NUMBER: _ClassVar[int]
@@ -52,6 +52,8 @@ class WindowVerifiedEvent(_message.Message):
     INSERTED_FIELD_NUMBER: _ClassVar[int]
     UPDATED_FIELD_NUMBER: _ClassVar[int]
     DELETED_FIELD_NUMBER: _ClassVar[int]
+    VERIFIED_UNTIL_FIELD_NUMBER: _ClassVar[int]
+    VERIFIED_FROM_FIELD_NUMBER: _ClassVar[int]
     symbol: str
     window: _trade_pb2.TimeWindow
     trade_count: int
@@ -59,7 +61,9 @@ class WindowVerifiedEvent(_message.Message):
     inserted: int
     updated: int
     deleted: int
-    def __init__(self, symbol: _Optional[str] = ..., window: _Optional[_Union[_trade_pb2.TimeWindow, _Mapping]] = ..., trade_count: _Optional[int] = ..., change_count: _Optional[int] = ..., inserted: _Optional[int] = ..., updated: _Optional[int] = ..., deleted: _Optional[int] = ...) -> None: ...
+    verified_until: _timestamp_pb2.Timestamp
+    verified_from: _timestamp_pb2.Timestamp
+    def __init__(self, symbol: _Optional[str] = ..., window: _Optional[_Union[_trade_pb2.TimeWindow, _Mapping]] = ..., trade_count: _Optional[int] = ..., change_count: _Optional[int] = ..., inserted: _Optional[int] = ..., updated: _Optional[int] = ..., deleted: _Optional[int] = ..., verified_until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., verified_from: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class Event(_message.Message):
     __slots__ = ("sequence", "symbol", "publish_time", "trade", "correction", "window_verified")

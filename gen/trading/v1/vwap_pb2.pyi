@@ -142,13 +142,15 @@ class ListSymbolsResponse(_message.Message):
     def __init__(self, symbols: _Optional[_Iterable[_Union[SymbolSummary, _Mapping]]] = ...) -> None: ...
 
 class SymbolSummary(_message.Message):
-    __slots__ = ("symbol", "first_trade_time", "last_trade_time", "verified_until")
+    __slots__ = ("symbol", "first_trade_time", "last_trade_time", "verified_until", "verified_from")
     SYMBOL_FIELD_NUMBER: _ClassVar[int]
     FIRST_TRADE_TIME_FIELD_NUMBER: _ClassVar[int]
     LAST_TRADE_TIME_FIELD_NUMBER: _ClassVar[int]
     VERIFIED_UNTIL_FIELD_NUMBER: _ClassVar[int]
+    VERIFIED_FROM_FIELD_NUMBER: _ClassVar[int]
     symbol: str
     first_trade_time: _timestamp_pb2.Timestamp
     last_trade_time: _timestamp_pb2.Timestamp
     verified_until: _timestamp_pb2.Timestamp
-    def __init__(self, symbol: _Optional[str] = ..., first_trade_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_trade_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., verified_until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    verified_from: _timestamp_pb2.Timestamp
+    def __init__(self, symbol: _Optional[str] = ..., first_trade_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_trade_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., verified_until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., verified_from: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
