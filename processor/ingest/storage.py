@@ -4,7 +4,10 @@ A batch transaction inserts the new trades (``source='ws'``, ``verified=false``)
 ``(symbol, trade_id)`` already stored and any trade older than its symbol's ``verified_until``
 (that range already equals REST, the source of truth; a late frame must not reopen it), the
 quarantined frames and the feed gaps, then appends exactly one ``TradeEvent`` per trade really
-inserted, last, as :func:`append_events` requires. In TimescaleDB mode a trade stored late
+inserted, last, as :func:`append_events` requires. A batch written with a :class:`BatchKey`
+records its counts in ``ingest_commits`` in the same transaction, so a writer that lost its
+connection while committing can ask :func:`committed_counts` whether the batch landed instead of
+writing its quarantined frames and gaps twice. In TimescaleDB mode a trade stored late
 enough to fall in a bucket the aggregate policies may have materialised has its range queued
 for a refresh in the same transaction: readers sum such buckets from the trades until the
 reconciler has refreshed them (see ``vwap.storage``).
@@ -15,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from uuid import UUID
 
 from processor.db import Connection
 from processor.event_log import append_events
@@ -68,6 +72,30 @@ INSERT INTO feed_gaps (start_ts, end_ts, reason)
 SELECT * FROM unnest(%s::timestamptz[], %s::timestamptz[], %s::text[])
 """
 
+RECORD_COMMIT_SQL = """
+INSERT INTO ingest_commits AS c (writer, batch, inserted, conflicts, quarantined, gaps)
+VALUES (%s, %s, %s, %s, %s, %s)
+ON CONFLICT (writer) DO UPDATE
+SET batch = EXCLUDED.batch, inserted = EXCLUDED.inserted, conflicts = EXCLUDED.conflicts,
+    quarantined = EXCLUDED.quarantined, gaps = EXCLUDED.gaps, committed_at = now()
+"""
+
+PRUNE_COMMITS_SQL = """
+DELETE FROM ingest_commits WHERE writer <> %s AND committed_at < now() - interval '7 days'
+"""
+
+# The row is created first so that the lock below also waits for a first batch whose commit is
+# still in flight (ON CONFLICT waits for an uncommitted conflicting insert).
+CLAIM_WRITER_SQL = """
+INSERT INTO ingest_commits (writer, batch, inserted, conflicts, quarantined, gaps)
+VALUES (%s, 0, 0, 0, 0, 0) ON CONFLICT (writer) DO NOTHING
+"""
+
+LOCK_WRITER_SQL = """
+SELECT batch, inserted, conflicts, quarantined, gaps FROM ingest_commits
+WHERE writer = %s FOR UPDATE
+"""
+
 NEWEST_IDS_SQL = """
 SELECT trade_id FROM trades WHERE symbol = %s ORDER BY ts DESC, trade_id DESC LIMIT %s
 """
@@ -89,6 +117,25 @@ def ms_from_datetime(value: datetime) -> int:
 
 
 @dataclass(frozen=True, slots=True)
+class BatchKey:
+    """Names one batch of one writer: ``number`` counts the writer's batches from 1."""
+
+    writer: UUID
+    number: int
+
+
+@dataclass(frozen=True, slots=True)
+class BatchCounts:
+    """How many trades one committed batch inserted and dropped as already stored, and how many
+    quarantined frames and gaps it wrote."""
+
+    inserted: int
+    conflicts: int
+    quarantined: int
+    gaps: int
+
+
+@dataclass(frozen=True, slots=True)
 class BatchResult:
     """What one committed batch changed."""
 
@@ -96,6 +143,10 @@ class BatchResult:
     conflicts: int
     quarantined: int
     gaps: int
+
+    def counts(self) -> BatchCounts:
+        """The result as counts."""
+        return BatchCounts(len(self.inserted), self.conflicts, self.quarantined, self.gaps)
 
 
 def _array_literal(items: Iterable[object]) -> str:
@@ -152,10 +203,12 @@ async def write_batch(
     gaps: Sequence[Gap],
     *,
     stale_before_ms: int | None = None,
+    key: BatchKey | None = None,
 ) -> BatchResult:
     """Write one batch in one transaction; every trade really inserted gets one event. Inserted
     trades older than ``stale_before_ms`` (TimescaleDB mode; None: plain) have their range
-    queued for an aggregate refresh."""
+    queued for an aggregate refresh. With ``key``, the batch's counts are recorded as its
+    writer's last commit."""
     trades, repeated = unique_trades(received)
     inserted: list[Received] = []
     async with conn.transaction():
@@ -199,12 +252,42 @@ async def write_batch(
                 )
         if inserted:
             await append_events(conn, [t.event for t in inserted])
-    return BatchResult(
-        inserted=inserted,
-        conflicts=repeated + len(trades) - len(inserted),
-        quarantined=len(quarantined),
-        gaps=len(gaps),
-    )
+        result = BatchResult(
+            inserted=inserted,
+            conflicts=repeated + len(trades) - len(inserted),
+            quarantined=len(quarantined),
+            gaps=len(gaps),
+        )
+        if key is not None:
+            counts = result.counts()
+            await cur.execute(
+                RECORD_COMMIT_SQL,
+                (
+                    key.writer,
+                    key.number,
+                    counts.inserted,
+                    counts.conflicts,
+                    counts.quarantined,
+                    counts.gaps,
+                ),
+            )
+            if key.number == 1:
+                await cur.execute(PRUNE_COMMITS_SQL, (key.writer,))
+    return result
+
+
+async def committed_counts(conn: Connection, key: BatchKey) -> BatchCounts | None:
+    """The counts of batch ``key`` if its writer's last commit is that batch, else None. Call it
+    in the transaction that writes the batch again: it locks the writer's row until that
+    transaction ends, so a commit of the batch still in flight is waited for, never missed."""
+    await conn.execute(CLAIM_WRITER_SQL, (key.writer,))
+    cur = await conn.execute(LOCK_WRITER_SQL, (key.writer,))
+    row = await cur.fetchone()
+    assert row is not None  # claimed just above
+    number, inserted, conflicts, quarantined, gaps = row
+    if number != key.number:
+        return None
+    return BatchCounts(inserted, conflicts, quarantined, gaps)
 
 
 async def newest_trade_ids(conn: Connection, symbol: str, limit: int) -> list[int]:

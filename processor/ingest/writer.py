@@ -4,25 +4,29 @@ The feed puts records in an ``asyncio.Queue(maxsize=queue_size)`` and waits when
 :meth:`BatchWriter.run` takes up to ``batch_size`` records or whatever arrived within
 ``flush_interval_ms`` of the first one and commits them in one transaction
 (:func:`processor.ingest.storage.write_batch`). A batch the database cannot reach is retried
-with backoff (the queue fills, the feed waits). A batch the database refuses for its content is
-split in halves, each written on its own (recursively), so one bad record among thousands
-costs about two transactions per halving, not one per record; a trade still refused alone is
-quarantined with the database error.
+with backoff (the queue fills, the feed waits); when the connection was lost, the batch may
+have committed before the loss, so the retry first asks the database (every batch records its
+writer's :class:`~processor.ingest.storage.BatchKey` as it commits) and skips a batch that
+landed, never writing its quarantined frames and gaps twice. A batch the database refuses for
+its content is split in halves, each written on its own (recursively), so one bad record among
+thousands costs about two transactions per halving, not one per record; a trade still refused
+alone is quarantined with the database error.
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
+import uuid
 from collections.abc import Sequence
 
 import psycopg
 
-from processor.db import Pool
+from processor.db import Connection, Pool
 from processor.ingest.backoff import Backoff
 from processor.ingest.feed import Clock, wall_clock_ms
 from processor.ingest.records import Gap, Quarantined, Received, Record
-from processor.ingest.storage import BatchResult, write_batch
+from processor.ingest.storage import BatchCounts, BatchKey, committed_counts, write_batch
 from processor.stats import ProcessorCounters
 from tradekit.logs import event_logger
 from tradekit.money import to_text
@@ -80,6 +84,8 @@ class BatchWriter:
             rng=random.Random(),
         )
         self.batches_written = 0
+        self._writer_id = uuid.uuid4()
+        self._batches_begun = 0
 
     @property
     def queued(self) -> int:
@@ -160,15 +166,25 @@ class BatchWriter:
         """Commit ``batch``, retrying while the database is unreachable; raise psycopg.Error
         when the database refuses it."""
         received, quarantined, gaps = _split(batch)
+        self._batches_begun += 1
+        key = BatchKey(self._writer_id, self._batches_begun)
+        connection_lost = False
         while True:
             try:
                 lag = self._materialised_lag_ms
                 stale_before = None if lag is None else self._clock_ms() - lag
                 async with self._pool.connection() as conn:
-                    result = await write_batch(
-                        conn, received, quarantined, gaps, stale_before_ms=stale_before
-                    )
+                    if connection_lost:
+                        counts = await self._write_again(
+                            conn, key, received, quarantined, gaps, stale_before
+                        )
+                    else:
+                        result = await write_batch(
+                            conn, received, quarantined, gaps, stale_before_ms=stale_before, key=key
+                        )
+                        counts = result.counts()
             except psycopg.OperationalError as exc:
+                connection_lost = True
                 delay = self._retry.next_delay()
                 log.warning(
                     "batch_write_retry", records=len(batch), error=str(exc).strip(), delay_s=delay
@@ -176,12 +192,33 @@ class BatchWriter:
                 await asyncio.sleep(delay)
                 continue
             self._retry.reset()
-            self._count(result)
+            self._count(counts)
             return
 
-    def _count(self, result: BatchResult) -> None:
+    @staticmethod
+    async def _write_again(
+        conn: Connection,
+        key: BatchKey,
+        received: Sequence[Received],
+        quarantined: Sequence[Quarantined],
+        gaps: Sequence[Gap],
+        stale_before: int | None,
+    ) -> BatchCounts:
+        """Write a batch whose earlier attempt lost its connection, unless that attempt committed
+        (then its recorded counts)."""
+        async with conn.transaction():
+            landed = await committed_counts(conn, key)
+            if landed is not None:
+                log.info("batch_already_committed", batch=key.number, inserted=landed.inserted)
+                return landed
+            result = await write_batch(
+                conn, received, quarantined, gaps, stale_before_ms=stale_before, key=key
+            )
+            return result.counts()
+
+    def _count(self, result: BatchCounts) -> None:
         counters = self._counters
-        counters.trades_ingested += len(result.inserted)
+        counters.trades_ingested += result.inserted
         counters.duplicates_dropped += result.conflicts
         counters.frames_quarantined += result.quarantined
         counters.gaps_recorded += result.gaps

@@ -3,12 +3,26 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Sequence
 from decimal import Decimal
+from typing import Any
+
+import psycopg
+import pytest
 
 from processor.db import Pool
+from processor.ingest import writer as writer_module
 from processor.ingest.records import Gap, Quarantined, Received, Record
-from processor.ingest.storage import datetime_from_ms, ms_from_datetime, write_batch
+from processor.ingest.storage import (
+    BatchCounts,
+    BatchKey,
+    BatchResult,
+    committed_counts,
+    datetime_from_ms,
+    ms_from_datetime,
+    write_batch,
+)
 from processor.ingest.writer import BatchWriter
 from processor.stats import ProcessorCounters
 from tests.processor_ingest.stored import count, stored_trades, trade_events
@@ -269,3 +283,91 @@ async def test_late_trades_queue_their_range_for_an_aggregate_refresh(pool: Pool
     await run_until_flushed(plain, [Received(trade(5, ts=now - 45_000), now)])
     assert len(await _queued_refreshes(pool)) == 1
     assert await count(pool, "trades") == 5
+
+
+def _losing_connection(
+    monkeypatch: pytest.MonkeyPatch, *, after_commit: bool
+) -> list[BatchResult | None]:
+    """Make the writer's first write_batch call fail as a dropped connection does: after its
+    transaction committed (the acknowledgement lost) or before it started. Returns the list of
+    the real calls' results (None for the one that never ran)."""
+    calls: list[BatchResult | None] = []
+
+    async def flaky(*args: Any, **kwargs: Any) -> BatchResult:
+        first = not calls
+        if first and not after_commit:
+            calls.append(None)
+            raise psycopg.OperationalError("server closed the connection unexpectedly")
+        result = await write_batch(*args, **kwargs)
+        calls.append(result)
+        if first:
+            raise psycopg.OperationalError("server closed the connection unexpectedly")
+        return result
+
+    monkeypatch.setattr(writer_module, "write_batch", flaky)
+    return calls
+
+
+def _mixed_batch() -> list[Record]:
+    return [
+        Quarantined("not json", "frame is not JSON", T0),
+        Gap(T0 - 1000, T0, "disconnected"),
+        Received(trade(1), T0),
+        Received(trade(2), T0),
+    ]
+
+
+async def _quarantine_and_gaps(pool: Pool) -> tuple[int, int]:
+    return await count(pool, "quarantine"), await count(pool, "feed_gaps")
+
+
+async def test_a_batch_whose_commit_acknowledgement_is_lost_is_not_written_twice(
+    pool: Pool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The connection drops after COMMIT: the writer retries, finds its batch recorded as its
+    last commit and skips it. Quarantined frames and gaps (which have no natural key) are
+    stored once, and the counters show what the commit really did (not two repeats)."""
+    calls = _losing_connection(monkeypatch, after_commit=True)
+    counters = ProcessorCounters()
+    await run_until_flushed(writer(pool, counters, retry_max_ms=10), _mixed_batch())
+    assert len(calls) == 1  # the retry found the batch committed and did not write it again
+    assert await _quarantine_and_gaps(pool) == (1, 1)
+    assert [e[0].trade_id for e in await trade_events(pool)] == [1, 2]
+    assert (counters.trades_ingested, counters.duplicates_dropped) == (2, 0)
+    assert (counters.frames_quarantined, counters.gaps_recorded) == (1, 1)
+
+
+async def test_a_batch_lost_before_its_commit_is_written_on_retry(
+    pool: Pool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The connection drops before the batch committed: the retry writes it, once; the next
+    batch of the same writer is written normally."""
+    calls = _losing_connection(monkeypatch, after_commit=False)
+    counters = ProcessorCounters()
+    w = writer(pool, counters, retry_max_ms=10)
+    await run_until_flushed(w, _mixed_batch())
+    await run_until_flushed(w, [Received(trade(3), T0), Quarantined("x", "frame is not JSON", T0)])
+    assert [c is not None for c in calls] == [False, True, True]
+    assert await _quarantine_and_gaps(pool) == (2, 1)
+    assert [s[0].trade_id for s in await stored_trades(pool)] == [1, 2, 3]
+    assert (counters.trades_ingested, counters.frames_quarantined) == (3, 2)
+
+
+async def test_the_commit_check_waits_for_a_commit_in_flight(pool: Pool) -> None:
+    """committed_counts, asked while the batch's first transaction (the writer's very first, so
+    its row does not exist yet) is still open, waits for it and then reports it committed."""
+    key = BatchKey(uuid.uuid4(), 1)
+    async with pool.connection() as first, pool.connection() as second:
+        async with first.transaction():
+            await write_batch(first, [Received(trade(7), T0)], [], [], key=key)
+
+            async def check() -> BatchCounts | None:
+                async with second.transaction():
+                    return await committed_counts(second, key)
+
+            task = asyncio.create_task(check())
+            await asyncio.sleep(0.3)
+            assert not task.done()  # blocked on the uncommitted row
+        assert await task == BatchCounts(inserted=1, conflicts=0, quarantined=0, gaps=0)
+        async with second.transaction():
+            assert await committed_counts(second, BatchKey(key.writer, 2)) is None
