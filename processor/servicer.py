@@ -101,8 +101,8 @@ class ProcessorServicer(processor_pb2_grpc.ProcessorServiceServicer):
     ) -> processor_pb2.GetCoverageResponse:
         """The ledger's windows overlapping a range."""
         symbol, window = await _symbol_and_window(request, context)
-        entries, verified_until = await self._reconciler.coverage(symbol, window)
-        if verified_until is None and symbol not in self._reconciler.symbols:
+        found = await self._reconciler.coverage(symbol, window)
+        if found.verified is None and symbol not in self._reconciler.symbols:
             await context.abort(
                 grpc.StatusCode.NOT_FOUND,
                 f"{symbol} is not reconciled here (SYMBOLS: {', '.join(self._reconciler.symbols)});"
@@ -118,11 +118,13 @@ class ProcessorServicer(processor_pb2_grpc.ProcessorServiceServicer):
                     change_count=e.change_count,
                     updated_time=timestamp_from_ms(e.updated_ms),
                 )
-                for e in entries
+                for e in found.entries
             ]
         )
-        if verified_until is not None:
-            response.verified_until.CopyFrom(timestamp_from_ms(verified_until))
+        if found.verified is not None:
+            response.verified_until.CopyFrom(timestamp_from_ms(found.verified.until_ms))
+            if found.verified.from_ms is not None:
+                response.verified_from.CopyFrom(timestamp_from_ms(found.verified.from_ms))
         return response
 
     async def Backfill(

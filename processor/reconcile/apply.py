@@ -94,9 +94,10 @@ async def verify_window_in(
     timescale: bool,
 ) -> WindowResult:
     """Make ``window`` equal ``rest`` inside the caller's transaction (see the module doc)."""
-    watermark = await storage.verified_until(conn, symbol, lock=True)
-    if watermark is None:
+    verified = await storage.verified_range(conn, symbol, lock=True)
+    if verified is None:
         raise UnknownSymbolRow(f"no symbols row for {symbol!r}; the reconciler creates it")
+    watermark = verified.until_ms
     await lock_symbol_trades(conn, [symbol])
     stored = await storage.stored_trades(conn, symbol, window)
     stored_ids = {t.trade_id for t in stored}
@@ -127,7 +128,7 @@ async def verify_window_in(
     new_watermark = await _advance(conn, symbol, watermark, window)
     if new_watermark != watermark:
         await storage.set_verified_until(conn, symbol, new_watermark)
-    start = await storage.verified_from(conn, symbol)
+    start = verified.from_ms
     new_start = await _extend_back(conn, symbol, start, window)
     if new_start is not None and new_start != start:
         await storage.set_verified_from(conn, symbol, new_start)

@@ -29,6 +29,15 @@ class CoverageEntry:
     updated_ms: int
 
 
+@dataclass(frozen=True, slots=True)
+class Coverage:
+    """Coverage entries of a range by start, and the symbol's verified range (None when the
+    symbol has no reconciliation row yet: nothing is verified)."""
+
+    entries: list[CoverageEntry]
+    verified: storage.VerifiedRange | None
+
+
 def _uncovered(start: int, end: int, taken: list[tuple[int, int]]) -> list[tuple[int, int]]:
     """Parts of ``[start, end)`` outside every range of ``taken`` (sorted by start)."""
     parts: list[tuple[int, int]] = []
@@ -65,10 +74,10 @@ def synthesize(
 
 async def coverage(
     conn: Connection, symbol: str, window: TimeWindow, *, now_ms: int | None = None
-) -> tuple[list[CoverageEntry], int | None]:
-    """Coverage entries overlapping ``window`` by start, and the symbol's ``verified_until``
-    (None when the symbol has no reconciliation row yet: nothing is verified)."""
-    watermark = await storage.verified_until(conn, symbol)
+) -> Coverage:
+    """Coverage entries overlapping ``window`` and the symbol's verified range."""
+    verified = await storage.verified_range(conn, symbol)
+    watermark = None if verified is None else verified.until_ms
     rows = await storage.ledger_rows(conn, symbol, window)
     entries = [
         CoverageEntry(
@@ -83,4 +92,4 @@ async def coverage(
         taken = sorted((r.start_ms, r.end_ms) for r in rows)
         for lo, hi in _uncovered(start, end, taken):
             entries.extend(synthesize(symbol, lo, hi, gaps))
-    return sorted(entries, key=lambda e: (e.start_ms, e.end_ms)), watermark
+    return Coverage(sorted(entries, key=lambda e: (e.start_ms, e.end_ms)), verified)

@@ -30,7 +30,7 @@ from processor.reconcile import storage
 from processor.reconcile.apply import WindowResult, verify_window
 from processor.reconcile.backfill import BackfillProgress, backfill
 from processor.reconcile.config import ReconcileConfig
-from processor.reconcile.coverage import CoverageEntry, coverage
+from processor.reconcile.coverage import Coverage, coverage
 from processor.reconcile.errors import ReconcileError, WindowFetchFailed, WindowRejected
 from processor.reconcile.planner import plan_windows
 from processor.reconcile.proxy_client import ProxyClient
@@ -252,9 +252,7 @@ class Reconciler:
         """The symbols reconciled every turn (SYMBOLS)."""
         return self._symbols
 
-    async def coverage(
-        self, symbol: str, window: TimeWindow
-    ) -> tuple[list[CoverageEntry], int | None]:
-        """Coverage entries of ``symbol`` overlapping ``window`` and its ``verified_until``."""
+    async def coverage(self, symbol: str, window: TimeWindow) -> Coverage:
+        """Coverage entries of ``symbol`` overlapping ``window`` and its verified range."""
         async with self._pool.connection() as conn:
             return await coverage(conn, symbol, window, now_ms=self._clock())

@@ -63,11 +63,25 @@ async def verified_until(conn: Connection, symbol: str, *, lock: bool = False) -
     return None if row is None else to_ms(row[0])
 
 
-async def verified_from(conn: Connection, symbol: str) -> int | None:
-    """Where the symbol's verified range begins (None: from its first trade, or no row)."""
-    cur = await conn.execute("SELECT verified_from FROM symbols WHERE symbol = %s", (symbol,))
+@dataclass(frozen=True, slots=True)
+class VerifiedRange:
+    """A symbol's verified range: trades in ``[from_ms, until_ms)`` equal the REST API
+    (``from_ms`` None: from its first trade)."""
+
+    until_ms: int
+    from_ms: int | None
+
+
+async def verified_range(
+    conn: Connection, symbol: str, *, lock: bool = False
+) -> VerifiedRange | None:
+    """The symbol's verified range (None without a row); ``lock`` takes the row lock."""
+    query = "SELECT verified_until, verified_from FROM symbols WHERE symbol = %s"
+    cur = await conn.execute(query + (" FOR UPDATE" if lock else ""), (symbol,))
     row = await cur.fetchone()
-    return None if row is None or row[0] is None else to_ms(row[0])
+    if row is None:
+        return None
+    return VerifiedRange(to_ms(row[0]), None if row[1] is None else to_ms(row[1]))
 
 
 async def set_verified_from(conn: Connection, symbol: str, ms: int) -> None:

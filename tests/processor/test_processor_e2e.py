@@ -148,6 +148,8 @@ async def test_coverage_of_a_symbol_never_reconciled_here_is_not_found(stack: St
     assert caught.value.code() == grpc.StatusCode.NOT_FOUND
     assert "DOGE is not reconciled here (SYMBOLS: BTC" in str(caught.value.details())
     assert known.HasField("verified_until")
+    assert known.HasField("verified_from")
+    assert known.verified_from.ToMilliseconds() <= known.verified_until.ToMilliseconds()
 
 
 async def test_bad_stream_request_is_invalid_argument(stack: Stack) -> None:

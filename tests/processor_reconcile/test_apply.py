@@ -268,7 +268,7 @@ async def test_backfilled_windows_move_the_start_of_the_verified_range_back(pool
     closed = await verify_window(pool, "BTC", hole, [], timescale=False, counters=counters)
     assert (closed.verified_from_ms, closed.verified_until_ms) == (0, W.end_ms)
     async with pool.connection() as conn:
-        assert await storage.verified_from(conn, "BTC") == 0
+        assert await storage.verified_range(conn, "BTC") == storage.VerifiedRange(W.end_ms, 0)
     announced = await _window_events(pool)
     assert [ms_from_timestamp(w.verified_from, field="f") for w in announced] == [
         W.start_ms,

@@ -38,11 +38,9 @@ async def test_ledger_rows_then_gap_and_live_after_the_watermark(pool: Pool) -> 
         pool, "BTC", TimeWindow(0, 60_000), rest, timescale=False, counters=ProcessorCounters()
     )
     async with pool.connection() as conn:
-        entries, watermark = await coverage(
-            conn, "BTC", TimeWindow(30_000, 300_000), now_ms=240_000
-        )
-    assert watermark == 60_000
-    assert [(e.start_ms, e.end_ms, e.state, e.trade_count) for e in entries] == [
+        found = await coverage(conn, "BTC", TimeWindow(30_000, 300_000), now_ms=240_000)
+    assert found.verified == storage.VerifiedRange(until_ms=60_000, from_ms=0)
+    assert [(e.start_ms, e.end_ms, e.state, e.trade_count) for e in found.entries] == [
         (0, 60_000, "verified", 2),
         (60_000, 120_000, "live", 0),
         (120_000, 180_000, "pending", 0),
@@ -55,6 +53,6 @@ async def test_ledger_rows_then_gap_and_live_after_the_watermark(pool: Pool) -> 
 async def test_unknown_symbol_has_no_watermark(pool: Pool) -> None:
     """A symbol never reconciled has verified_until None and only synthesized entries."""
     async with pool.connection() as conn:
-        entries, watermark = await coverage(conn, "ETH", TimeWindow(0, 1_000))
-    assert watermark is None
-    assert [(e.state, e.start_ms, e.end_ms) for e in entries] == [("live", 0, 1_000)]
+        found = await coverage(conn, "ETH", TimeWindow(0, 1_000))
+    assert found.verified is None
+    assert [(e.state, e.start_ms, e.end_ms) for e in found.entries] == [("live", 0, 1_000)]

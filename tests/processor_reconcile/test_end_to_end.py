@@ -136,15 +136,16 @@ async def test_backfill_verifies_history_below_the_watermark(
         with pytest.raises(RangeNotSettled):
             async for _ in reconciler.backfill("BTC", TimeWindow(start, provider.clock())):
                 pass
-        entries, verified_until = await reconciler.coverage("BTC", TimeWindow(start, watermark))
+        found = await reconciler.coverage("BTC", TimeWindow(start, watermark))
     assert [(p.windows_done, p.windows_total) for p in progress] == [(1, 2), (2, 2)]
     assert [(p.window.start_ms, p.window.end_ms) for p in progress] == [
         (start, start + 2_000),
         (start + 2_000, start + 4_000),
     ]
     assert progress[-1].complete
-    assert verified_until == watermark
-    assert [(e.start_ms, e.state) for e in entries] == [
+    # [start + 4 s, watermark) is not backfilled: the verified range cannot reach back over it
+    assert found.verified == storage.VerifiedRange(until_ms=watermark, from_ms=watermark)
+    assert [(e.start_ms, e.state) for e in found.entries] == [
         (start, "verified"),
         (start + 2_000, "verified"),
     ]
@@ -210,12 +211,13 @@ async def test_a_window_rest_cannot_answer_is_counted_and_holds_the_watermark(
             # The hostile REST API may still be failing an earlier window when the crowded one
             # has been refused twice: wait for both, the watermark never passing crowded[0].
             for _ in range(600):
-                entries, verified_until = await reconciler.coverage("BTC", TimeWindow(start, end))
-                if counters.windows_rejected >= 2 and verified_until >= crowded[0]:
+                found = await reconciler.coverage("BTC", TimeWindow(start, end))
+                assert found.verified is not None
+                if counters.windows_rejected >= 2 and found.verified.until_ms >= crowded[0]:
                     break
                 await asyncio.sleep(0.05)
     assert counters.windows_rejected >= 2  # tried again on the next turn
-    assert verified_until == crowded[0]
-    states = {e.start_ms: e.state for e in entries}
+    assert found.verified.until_ms == crowded[0]
+    states = {e.start_ms: e.state for e in found.entries}
     assert states[crowded[0]] == "pending"
     assert all(states[w] == "verified" for w in range(start, crowded[0], CONFIG.window_ms))

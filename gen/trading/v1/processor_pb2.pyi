@@ -92,12 +92,14 @@ class GetCoverageRequest(_message.Message):
     def __init__(self, symbol: _Optional[str] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class GetCoverageResponse(_message.Message):
-    __slots__ = ("windows", "verified_until")
+    __slots__ = ("windows", "verified_until", "verified_from")
     WINDOWS_FIELD_NUMBER: _ClassVar[int]
     VERIFIED_UNTIL_FIELD_NUMBER: _ClassVar[int]
+    VERIFIED_FROM_FIELD_NUMBER: _ClassVar[int]
     windows: _containers.RepeatedCompositeFieldContainer[CoverageWindow]
     verified_until: _timestamp_pb2.Timestamp
-    def __init__(self, windows: _Optional[_Iterable[_Union[CoverageWindow, _Mapping]]] = ..., verified_until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    verified_from: _timestamp_pb2.Timestamp
+    def __init__(self, windows: _Optional[_Iterable[_Union[CoverageWindow, _Mapping]]] = ..., verified_until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., verified_from: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class GetProcessorStatsRequest(_message.Message):
     __slots__ = ()
