@@ -178,12 +178,15 @@ class RollingWindow:
         latest = newest_ts - newest_ts % self.step_ms
         first = latest + self.step_ms  # nothing to close before the first trade
         if self._last_boundary is not None:
-            first = max(self._last_boundary + self.step_ms, latest - self.retention_ms)
+            first = self._first_to_close(latest)
         for boundary in range(first, newest_ts + 1, self.step_ms):
             sums = self._range_sums(boundary - self.window_ms, boundary)
             self.closed[boundary] = sums
             out.append(Update(self._point(boundary, sums), True, sequence))
-        self._last_boundary = latest
+        # The clock may have closed boundaries past this trade already (a late trade on an
+        # idle symbol): the last closed boundary never moves back, or they would close again.
+        if self._last_boundary is None or latest > self._last_boundary:
+            self._last_boundary = latest
         new_end = newest_ts + 1
         old_end = self.end_ms
         if old_end is None or new_end - self.window_ms >= old_end:
@@ -197,13 +200,22 @@ class RollingWindow:
         self.end_ms = new_end
         return out
 
+    def _first_to_close(self, latest: int) -> int:
+        """The first boundary still to close when ``latest`` is the newest: the one after the
+        last closed, but none older than the revision horizon (after a long idle gap), always
+        on the step grid."""
+        assert self._last_boundary is not None
+        step = self.step_ms
+        horizon = -(-(latest - self.retention_ms) // step) * step  # rounded up to the grid
+        return max(self._last_boundary + step, horizon)
+
     def close_through(self, now_ms: int, sequence: int) -> list[Message]:
         """Close the step boundaries up to ``now_ms`` when no trade arrived to close them (an
         idle symbol still gets its closed points); the live end does not move."""
         if self._last_boundary is None:
             return []
         latest = now_ms - now_ms % self.step_ms
-        first = max(self._last_boundary + self.step_ms, latest - self.retention_ms)
+        first = self._first_to_close(latest)
         out: list[Message] = []
         for boundary in range(first, latest + 1, self.step_ms):
             sums = self._range_sums(boundary - self.window_ms, boundary)

@@ -24,8 +24,9 @@ def _brute(trades: dict[int, Trade], start: int, end: int) -> Sums:
 _money = st.decimals(min_value=Decimal("0.01"), max_value=Decimal("500"), places=2)
 
 # An operation: ("trade", ts, price, qty) | ("update", pick, ts_shift, price, qty)
-# | ("delete", pick) | ("insert", ts, price, qty)
+# | ("delete", pick) | ("insert", ts, price, qty) | ("tick", now): the clock reaches now
 _op = st.one_of(
+    st.tuples(st.just("tick"), st.integers(0, 260)),
     st.tuples(st.just("trade"), st.integers(0, 200), _money, _money),
     st.tuples(st.just("trade"), st.integers(0, 200), _money, _money),
     st.tuples(st.just("update"), st.integers(0, 10**6), st.integers(-8, 8), _money, _money),
@@ -48,7 +49,8 @@ def test_rolling_matches_brute_force(
     step: int,
 ) -> None:
     """Live points, closed points and revisions always equal sums over the current trades;
-    each correction revises exactly the emitted closed points whose window holds its times."""
+    each correction revises exactly the emitted closed points whose window holds its times;
+    every boundary closes once, on the step grid, whether a trade or the clock closes it."""
     truth: dict[int, Trade] = {i: Trade("BTC", i, ts, p, q) for i, (ts, p, q) in enumerate(initial)}
     rolling = RollingWindow(
         "BTC", window_ms=window, step_ms=step, retention_ms=10**9, trades=truth.values()
@@ -56,10 +58,15 @@ def test_rolling_matches_brute_force(
     emitted: dict[int, Sums] = {}
     newest = max((t.ts_ms for t in truth.values()), default=None)
     next_id = len(truth)
+    clock = 0
     for seq, op in enumerate(ops, start=1):
         old: Trade | None = None
         new: Trade | None = None
-        if op[0] == "trade" or op[0] == "insert":
+        if op[0] == "tick":
+            _, now = op
+            assert isinstance(now, int)
+            clock = max(clock, now)
+        elif op[0] == "trade" or op[0] == "insert":
             _, ts, price, qty = op
             assert isinstance(ts, int)
             assert isinstance(price, Decimal)
@@ -80,7 +87,9 @@ def test_rolling_matches_brute_force(
             old = sorted(truth.values(), key=lambda t: t.trade_id)[pick % len(truth)]
         else:
             continue
-        if op[0] == "trade":
+        if op[0] == "tick":
+            messages = rolling.close_through(clock, seq)
+        elif op[0] == "trade":
             assert new is not None
             messages = rolling.on_trade(new, seq)
         else:
@@ -113,7 +122,7 @@ def test_rolling_matches_brute_force(
                 assert point.end_ms % step == 0
                 assert point.end_ms not in emitted
                 assert newest is not None
-                assert point.end_ms <= newest
+                assert point.end_ms <= max(newest, clock)
                 emitted[point.end_ms] = point.sums
             else:
                 assert point.end_ms == (newest or 0) + 1
@@ -237,3 +246,44 @@ def test_live_points_keep_every_digit() -> None:
     assert later is not None
     assert Fraction(later.sums.notional) == 2 * Fraction(price) * Fraction(quantity)
     assert Fraction(later.sums.volume) == 2 * Fraction(quantity)
+
+
+def _closed(messages: list[Revision | Update]) -> list[int]:
+    return [m.point.end_ms for m in messages if isinstance(m, Update) and m.closed]
+
+
+def test_a_late_trade_after_the_clock_closed_past_it_closes_nothing_again() -> None:
+    """The clock closed an idle symbol's boundaries; a trade older than the last of them but
+    newer than the symbol's newest trade (a late feed trade, a REST insert) revises them and
+    the next tick or trade closes only new boundaries."""
+    rolling = RollingWindow("BTC", window_ms=300, step_ms=60, retention_ms=3_600)
+    rolling.on_trade(Trade("BTC", 1, 10, Decimal("10"), Decimal("1")), 1)
+    assert _closed(rolling.close_through(600, 2)) == list(range(60, 601, 60))
+    late = rolling.on_correction(
+        None,
+        Trade("BTC", 2, 30, Decimal("12"), Decimal("1")),
+        correction_id=1,
+        kind="inserted",
+        sequence=3,
+    )
+    assert _closed(late) == []
+    assert [m.old.end_ms for m in late if isinstance(m, Revision)] == [60, 120, 180, 240, 300]
+    assert _closed(rolling.close_through(660, 4)) == [660]
+    assert _closed(rolling.on_trade(Trade("BTC", 3, 650, Decimal("9"), Decimal("1")), 5)) == []
+    assert _closed(rolling.on_trade(Trade("BTC", 4, 725, Decimal("9"), Decimal("1")), 6)) == [720]
+
+
+def test_closed_points_stay_on_the_step_grid_after_a_long_idle_gap() -> None:
+    """After an idle gap longer than the revision horizon (which the step does not divide),
+    the boundaries closed by the clock and by the next trade are still multiples of the
+    step, and the oldest is within the horizon."""
+    step, horizon = 7, 1_000
+    rolling = RollingWindow("BTC", window_ms=30, step_ms=step, retention_ms=horizon)
+    rolling.on_trade(Trade("BTC", 1, 5, Decimal("10"), Decimal("1")), 1)
+    by_clock = _closed(rolling.close_through(5_000, 2))
+    by_trade = _closed(rolling.on_trade(Trade("BTC", 2, 9_000, Decimal("10"), Decimal("1")), 3))
+    for ends, latest in ((by_clock, 5_000 - 5_000 % step), (by_trade, 9_000 - 9_000 % step)):
+        assert ends
+        assert all(e % step == 0 for e in ends)
+        assert ends[-1] == latest
+        assert latest - horizon <= ends[0] < latest - horizon + step
