@@ -211,7 +211,13 @@ class LiveHub:
                 await self._load(tracker)
                 return tracker
             tracker.subscribers.add(subscriber)
-            await tracker.ready.wait()
+            try:
+                await tracker.ready.wait()
+            except BaseException:
+                # Gone while another subscriber loads it (a client leaving, a deadline): the
+                # caller does not record this tracker, so it would never be detached.
+                self._detach(tracker, subscriber)
+                raise
             if tracker.failed is None:
                 return tracker
             tracker.subscribers.discard(subscriber)
@@ -282,3 +288,8 @@ class LiveHub:
     def tracker_count(self) -> int:
         """Trackers currently shared by subscribers."""
         return len(self._trackers)
+
+    @property
+    def attachment_count(self) -> int:
+        """Subscribers attached to (or waiting for) trackers, summed over the trackers."""
+        return sum(len(tracker.subscribers) for tracker in self._trackers.values())

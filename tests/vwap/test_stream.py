@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
 import grpc
+import psycopg
 import pytest
 from trading.v1 import vwap_pb2, vwap_pb2_grpc
 
@@ -62,12 +64,18 @@ def _is_live(msg: vwap_pb2.StreamVwapResponse) -> bool:
     return msg.HasField("update") and not msg.update.closed
 
 
-async def _until_loaded(running: Any) -> None:
+async def _until(condition: Callable[[], bool], what: str) -> None:
     for _ in range(500):
-        if running.hub.is_loaded("BTC", window_ms=WINDOW, step_ms=STEP):
+        if condition():
             return
         await asyncio.sleep(0.01)
-    raise AssertionError("live state never loaded")
+    raise AssertionError(f"never {what}")
+
+
+async def _until_loaded(running: Any) -> None:
+    await _until(
+        lambda: running.hub.is_loaded("BTC", window_ms=WINDOW, step_ms=STEP), "loaded live state"
+    )
 
 
 async def _read_until(call: Any, last_seq: int) -> list[vwap_pb2.StreamVwapResponse]:
@@ -178,6 +186,29 @@ async def test_subscription_snapshot_neither_misses_nor_repeats(
         call.cancel()
     assert [m.update.sequence for m in messages] == [last.sequence]
     assert _sums(messages[0].update.point) == (Decimal(600), Decimal(3), 3)
+
+
+async def test_a_subscriber_leaving_while_another_loads_the_state_is_detached(
+    start_vwap: VwapStarter, processor: FakeProcessor, store_url: str
+) -> None:
+    """The second subscriber to a state leaves while the first is still loading it (the trades
+    table is locked meanwhile): it is detached at once, and when the first leaves too no state
+    is kept (it used to stay attached, receiving every later update, forever)."""
+    await processor.trade(_t(1, 1_000, "100"))
+    async with start_vwap() as (running, stub):
+        hub = running.hub
+        locker = await psycopg.AsyncConnection.connect(store_url)
+        async with locker, locker.transaction():
+            await locker.execute("LOCK TABLE trades IN ACCESS EXCLUSIVE MODE")
+            first, second = stub.StreamVwap(_btc_request()), stub.StreamVwap(_btc_request())
+            await _until(lambda: hub.attachment_count == 2, "both attached")
+            second.cancel()
+            await _until(lambda: hub.attachment_count == 1, "the leaver detached")
+            assert not hub.is_loaded("BTC", window_ms=WINDOW, step_ms=STEP)
+        await _until_loaded(running)
+        first.cancel()
+        await _until(lambda: hub.tracker_count == 0, "the state released")
+        assert hub.attachment_count == 0
 
 
 async def test_all_symbols_stream_picks_up_a_new_symbol(
