@@ -32,6 +32,9 @@ DEFAULT_WINDOW_MS = 5 * 60_000
 DEFAULT_STEP_MS = 60_000
 #: Finest StreamVwap grid: each step closes a point for every subscriber.
 MIN_STREAM_STEP_MS = 1_000
+#: Longest StreamVwap window and step: the live state of a stream holds the trades of its
+#: window and last step in memory (longer windows: GetVwapSeries).
+MAX_STREAM_SPAN_MS = 86_400_000
 
 Context = grpc.aio.ServicerContext[Any, Any]
 SERVICE_NAME = vwap_pb2.DESCRIPTOR.services_by_name["VwapService"].full_name
@@ -64,6 +67,22 @@ def _timeout_ms(context: Context) -> int | None:
 
 def _duration(msg: Any, name: str, default_ms: int) -> int:
     return ms_from_duration(getattr(msg, name), field=name) if msg.HasField(name) else default_ms
+
+
+def _check_stream_span(window_ms: int, step_ms: int) -> None:
+    """InvalidRequest unless the window is at most a day and the step 1 s .. 1 day."""
+    if step_ms < MIN_STREAM_STEP_MS:
+        raise InvalidRequest(
+            f"step must be at least {MIN_STREAM_STEP_MS} ms (a closed point per step goes to"
+            f" every subscriber), got {step_ms} ms"
+        )
+    for name, ms in (("window", window_ms), ("step", step_ms)):
+        if ms > MAX_STREAM_SPAN_MS:
+            raise InvalidRequest(
+                f"{name} must be at most {MAX_STREAM_SPAN_MS} ms (1 day) on StreamVwap, got"
+                f" {ms} ms: the live state holds that much history (GetVwapSeries serves"
+                " longer windows)"
+            )
 
 
 class VwapServicer(vwap_pb2_grpc.VwapServiceServicer):
@@ -126,11 +145,7 @@ class VwapServicer(vwap_pb2_grpc.VwapServiceServicer):
             window_ms = _duration(request, "window", DEFAULT_WINDOW_MS)
             step_ms = _duration(request, "step", DEFAULT_STEP_MS)
             self._service.check_window(window_ms)
-            if step_ms < MIN_STREAM_STEP_MS:
-                raise InvalidRequest(
-                    f"step must be at least {MIN_STREAM_STEP_MS} ms (a closed point per step"
-                    f" goes to every subscriber), got {step_ms} ms"
-                )
+            _check_stream_span(window_ms, step_ms)
         except _EXPECTED as exc:
             await _abort(context, exc)
         try:

@@ -10,6 +10,7 @@ from typing import Any
 import grpc
 import psycopg
 import pytest
+from google.protobuf.duration_pb2 import Duration
 from trading.v1 import vwap_pb2, vwap_pb2_grpc
 
 from tests.vwap.support import FakeProcessor, VwapStarter
@@ -364,10 +365,20 @@ async def test_a_stuck_subscriber_does_not_hold_back_the_others(
 
 
 async def test_a_bad_subscription_is_refused_with_what_to_change(start_vwap: VwapStarter) -> None:
-    """A step under a second (a closed point per millisecond to every subscriber), a zero
-    window or a malformed symbol: INVALID_ARGUMENT naming the field, before any message."""
+    """A step under a second (a closed point per millisecond to every subscriber), a window or
+    step over a day (the live state holds that much history; the largest steps used to fail
+    as UNAVAILABLE or UNKNOWN), a zero window or a malformed symbol: INVALID_ARGUMENT naming
+    the field, before any message."""
+    day = 86_400_000
     requests = {
         "step must be at least 1000 ms": vwap_pb2.StreamVwapRequest(step=duration_from_ms(999)),
+        "step must be at most 86400000 ms": vwap_pb2.StreamVwapRequest(
+            step=duration_from_ms(day + 1)
+        ),
+        f"got {10**17 * 1000} ms": vwap_pb2.StreamVwapRequest(step=Duration(seconds=10**17)),
+        "window must be at most 86400000 ms": vwap_pb2.StreamVwapRequest(
+            window=duration_from_ms(day + 1)
+        ),
         "window must be positive": vwap_pb2.StreamVwapRequest(window=duration_from_ms(0)),
         "upper-case": vwap_pb2.StreamVwapRequest(symbols=["btc"]),
     }
@@ -377,7 +388,9 @@ async def test_a_bad_subscription_is_refused_with_what_to_change(start_vwap: Vwa
                 await stub.StreamVwap(request).read()
             assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
             assert message in str(caught.value.details())
-        accepted = stub.StreamVwap(vwap_pb2.StreamVwapRequest(step=duration_from_ms(1000)))
+        accepted = stub.StreamVwap(
+            vwap_pb2.StreamVwapRequest(window=duration_from_ms(day), step=duration_from_ms(day))
+        )
         with pytest.raises(asyncio.TimeoutError):  # subscribed: waits for trades
             await asyncio.wait_for(accepted.read(), 0.5)
         accepted.cancel()

@@ -100,8 +100,10 @@ class VwapServiceServicer:
         every step boundary, and a revision whenever reconciliation changes a closed point. A symbol
         with no trades yet is not an error: its stream starts with its first trade (so a misspelt
         symbol stays silent; ListSymbols lists the known ones). Errors: INVALID_ARGUMENT for a
-        malformed symbol, a window out of range or a step under 1 s; RESOURCE_EXHAUSTED when the
-        client reads too slowly and its closed points and revisions pile up.
+        malformed symbol, a window that is not positive or above 1 day (the live state holds the
+        window's trades; GetVwapSeries serves longer windows), or a step outside 1 s .. 1 day;
+        RESOURCE_EXHAUSTED when the client reads too slowly and its closed points and revisions
+        pile up.
 
         Conflation: a live update (closed = false) not yet sent to this subscriber is replaced by a
         newer live update of the same symbol and step, which moves to the back of the
