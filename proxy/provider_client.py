@@ -26,8 +26,9 @@ from proxy.errors import (
     UnknownSymbol,
 )
 from proxy.paging import PAGE_SIZE, PageOutOfPlan, PageRequest, check_page
-from tradekit.domain import Trade
+from tradekit.domain import MAX_TRADE_ID, Trade
 from tradekit.money import InvalidDecimal, parse_positive
+from tradekit.wire import MAX_TIMESTAMP_MS, MIN_TIMESTAMP_MS
 
 _MESSAGE_LIMIT = 300
 
@@ -36,10 +37,12 @@ def _reject_constant(token: str) -> Any:
     raise ValueError(f"{token} is not a number")
 
 
-def _integer(item: Mapping[str, Any], key: str) -> int:
+def _integer(item: Mapping[str, Any], key: str, *, low: int, high: int) -> int:
     value = item.get(key)
     if isinstance(value, bool) or not isinstance(value, int):
         raise MalformedResponse(f"{key} must be an integer, got {value!r}")
+    if not low <= value <= high:
+        raise MalformedResponse(f"{key} must be in [{low}, {high}], got {value}")
     return value
 
 
@@ -62,8 +65,8 @@ def parse_trade(item: object, symbol: str) -> Trade:
         raise MalformedResponse(f"trade ticker {ticker!r} is not the requested {symbol!r}")
     return Trade(
         symbol=symbol,
-        trade_id=_integer(item, "tradeId"),
-        ts_ms=_integer(item, "ts"),
+        trade_id=_integer(item, "tradeId", low=0, high=MAX_TRADE_ID),
+        ts_ms=_integer(item, "ts", low=MIN_TIMESTAMP_MS, high=MAX_TIMESTAMP_MS),
         price=_positive_decimal(item, "price"),
         quantity=_positive_decimal(item, "quantity"),
     )

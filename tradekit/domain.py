@@ -12,7 +12,9 @@ from decimal import Decimal
 
 from tradekit.money import exact_product
 
-SYMBOL_PATTERN = re.compile(r"^[A-Z0-9]{1,20}$")
+SYMBOL_PATTERN = re.compile(r"[A-Z0-9]{1,20}")
+#: Trade ids are 0 .. 2**63 - 1 (PostgreSQL bigint, protobuf int64).
+MAX_TRADE_ID = 2**63 - 1
 
 
 class DomainError(ValueError):
@@ -21,7 +23,7 @@ class DomainError(ValueError):
 
 def check_symbol(symbol: str) -> str:
     """Return ``symbol`` when it is 1-20 upper-case letters or digits, else raise DomainError."""
-    if not SYMBOL_PATTERN.match(symbol):
+    if not SYMBOL_PATTERN.fullmatch(symbol):
         raise DomainError(
             f"symbol must be 1-20 upper-case letters or digits such as 'BTC', got {symbol!r}"
         )

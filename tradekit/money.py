@@ -7,6 +7,7 @@ tokens, protobuf strings, PostgreSQL NUMERIC) and leave as text; nothing passes 
 from __future__ import annotations
 
 import decimal
+import re
 from decimal import Decimal
 
 #: Significant digits of a VWAP quotient (rounded half-even). Notional and volume stay exact.
@@ -36,7 +37,15 @@ exact_product = EXACT.multiply
 exact_sum = EXACT.add
 #: ``a - b``, exact.
 exact_difference = EXACT.subtract
-_MAX_DIGITS = 40
+#: An amount (a price or a quantity) has at most this many significant digits...
+MAX_DIGITS = 40
+#: ...and lies in [1e-30, 1e30): its exponent at least MIN_EXPONENT, its adjusted exponent (of
+#: the leading digit) at most MAX_ADJUSTED. Its plain text is then at most 61 characters.
+MIN_EXPONENT = -30
+MAX_ADJUSTED = 29
+#: Decimal text as JSON writes numbers, in ASCII digits only (Decimal alone also accepts
+#: "1_000", "١٢", ".5" and "1.").
+_DECIMAL_TEXT = re.compile(r"-?[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?", re.ASCII)
 
 
 class InvalidDecimal(ValueError):
@@ -44,23 +53,26 @@ class InvalidDecimal(ValueError):
 
 
 def parse_decimal(text: str, *, field: str = "value") -> Decimal:
-    """Parse ``text`` as a finite decimal written in plain or exponent notation.
+    """Parse ``text`` as a decimal written in plain or exponent notation, ASCII digits only.
 
-    Rejects NaN, infinities, empty or padded strings and absurdly long numbers, naming ``field``
-    in the error so the caller can say what to change.
+    Rejects NaN, infinities, empty or padded strings, more than :data:`MAX_DIGITS` significant
+    digits and non-zero magnitudes outside [1e-30, 1e30) (``1E+999999`` would be a million
+    digits as text), naming ``field`` in the error so the caller can say what to change.
     """
-    if not text or text != text.strip():
+    if not _DECIMAL_TEXT.fullmatch(text):
+        if text in ("NaN", "Infinity", "-Infinity", "inf", "-inf"):
+            raise InvalidDecimal(f"{field} must be a finite number, got {text!r}")
         raise InvalidDecimal(f"{field} must be a decimal string such as '27123.45', got {text!r}")
-    try:
-        value = Decimal(text)
-    except decimal.InvalidOperation:
+    value = Decimal(text)
+    digits = value.as_tuple()
+    if len(digits.digits) > MAX_DIGITS:
+        raise InvalidDecimal(f"{field} has more than {MAX_DIGITS} digits: {text!r}")
+    exponent = digits.exponent
+    assert isinstance(exponent, int)  # finite: the pattern admits no NaN or infinity
+    if value and (exponent < MIN_EXPONENT or value.adjusted() > MAX_ADJUSTED):
         raise InvalidDecimal(
-            f"{field} must be a decimal string such as '27123.45', got {text!r}"
-        ) from None
-    if not value.is_finite():
-        raise InvalidDecimal(f"{field} must be a finite number, got {text!r}")
-    if len(value.as_tuple().digits) > _MAX_DIGITS:
-        raise InvalidDecimal(f"{field} has more than {_MAX_DIGITS} digits: {text!r}")
+            f"{field} is out of range [1e{MIN_EXPONENT}, 1e{MAX_ADJUSTED + 1}): {text!r}"
+        )
     return value
 
 

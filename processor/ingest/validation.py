@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from tradekit.domain import Trade
+from tradekit.domain import MAX_TRADE_ID, Trade
+from tradekit.money import MAX_ADJUSTED, MAX_DIGITS, MIN_EXPONENT
 
 FIELDS = frozenset({"ticker", "ts", "tradeId", "price", "quantity"})
 #: Default accepted age of a trade timestamp.
@@ -24,11 +25,6 @@ MAX_AGE_MS = 7 * 24 * 3600 * 1000
 #: Default accepted lead of a trade timestamp over the local clock.
 MAX_SKEW_MS = 60_000
 MAX_FRAME_CHARS = 4096
-MAX_TRADE_ID = 2**63 - 1
-MAX_DIGITS = 40
-#: Accepted decimal exponents: values within [1e-30, 1e30).
-MIN_EXPONENT = -30
-MAX_ADJUSTED = 29
 _JSON_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
 
 

@@ -51,10 +51,17 @@ def test_any_decimal_round_trips(value: Decimal) -> None:
         b'[{"ticker": "BTC", "ts": 1, "quantity": "abc", "price": 1, "tradeId": 1}]',
         b'[{"ticker": "BTC", "ts": 1, "price": 1, "tradeId": 1}]',
         b'[{"ticker": "BTC", "ts": 1.5, "quantity": 1, "price": 1, "tradeId": 1}]',
+        b'[{"ticker": "BTC", "ts": 1, "quantity": 1, "price": 1e50000000, "tradeId": 1}]',
+        b'[{"ticker": "BTC", "ts": 1, "quantity": 1e-31, "price": 1, "tradeId": 1}]',
+        b'[{"ticker": "BTC", "ts": 1, "quantity": 1, "price": 1, "tradeId": 9223372036854775808}]',
+        b'[{"ticker": "BTC", "ts": 1, "quantity": 1, "price": 1, "tradeId": -1}]',
+        b'[{"ticker": "BTC", "ts": 253402300800000, "quantity": 1, "price": 1, "tradeId": 1}]',
     ],
 )
 def test_malformed_bodies_are_rejected(body: bytes) -> None:
-    """Anything but an array of well-formed trades of the requested ticker is malformed."""
+    """Anything but an array of well-formed trades of the requested ticker is malformed,
+    including amounts outside [1e-30, 1e30) (1e50000000 used to pass and become 50 MB of
+    text), ids outside 0 .. 2**63 - 1 and times past year 9999."""
     with pytest.raises(MalformedResponse):
         parse_page(body, "BTC")
 

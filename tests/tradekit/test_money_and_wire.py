@@ -47,11 +47,46 @@ def test_decimal_text_round_trips_exactly(value: Decimal) -> None:
     assert to_text(parse_decimal(to_text(value))) == to_text(value)
 
 
-@pytest.mark.parametrize("text", ["", " 1", "NaN", "Infinity", "-inf", "1,5", "0x10", "abc"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        " 1",
+        "NaN",
+        "Infinity",
+        "-inf",
+        "1,5",
+        "0x10",
+        "abc",
+        "1_000",
+        "\u0661\u0662",
+        ".5",
+        "1.",
+    ],
+)
 def test_bad_decimal_text_is_rejected_with_the_field_name(text: str) -> None:
-    """Malformed, padded or non-finite decimals raise an error naming the field."""
+    """Malformed, padded or non-finite decimals, and forms JSON does not write (underscores,
+    non-ASCII digits, a bare point), raise an error naming the field."""
     with pytest.raises(InvalidDecimal, match="price"):
         parse_decimal(text, field="price")
+
+
+@pytest.mark.parametrize(
+    "text", ["1E+30", "1e-31", "1E+999999", "0.0000000000000000000000000000001"]
+)
+def test_amounts_outside_the_stored_range_are_rejected(text: str) -> None:
+    """Magnitudes outside [1e-30, 1e30) are refused as the feed's validation refuses them
+    (1E+50 used to pass here, then fail later as 51 digits of text)."""
+    with pytest.raises(InvalidDecimal, match=r"price is out of range \[1e-30, 1e30\)"):
+        parse_positive(text, field="price")
+
+
+@pytest.mark.parametrize("text", ["1E+29", "9.99E+29", "1e-30", "0.000000000000000000000000000001"])
+def test_amounts_at_the_range_edges_are_exact(text: str) -> None:
+    """The edges of the range parse exactly and survive the canonical text."""
+    value = parse_positive(text, field="price")
+    assert value == Decimal(text)
+    assert parse_positive(to_text(value), field="price") == value
 
 
 @pytest.mark.parametrize("text", ["0", "-1", "0.000"])
@@ -130,9 +165,10 @@ def test_a_request_window_needs_both_times() -> None:
         window_from_request(request)
 
 
-@pytest.mark.parametrize("symbol", ["", "btc", "BTC-USD", "X" * 21])
+@pytest.mark.parametrize("symbol", ["", "btc", "BTC-USD", "X" * 21, "BTC\n", " BTC"])
 def test_malformed_symbols_are_rejected(symbol: str) -> None:
-    """Symbols must be 1-20 upper-case letters or digits."""
+    """Symbols must be 1-20 upper-case letters or digits and nothing else (a trailing newline
+    used to pass: GetVwap answered NOT_FOUND for it, StreamVwap stayed silent)."""
     with pytest.raises(WireError, match="symbol"):
         symbol_from_proto(symbol)
 
