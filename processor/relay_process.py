@@ -154,20 +154,28 @@ class RelayProcess:
         self._counters.events_published = self.published_seq - self._initial
 
     async def _supervise(self) -> None:
-        """Follow the worker's progress; restart it whenever it exits."""
+        """Follow the worker's progress; restart it whenever it exits, and again after
+        ``restart_delay_s`` as long as starting fails (NATS or the database still away)."""
         while True:
+            proc = self._proc
+            if proc is None:  # the last start failed (it stopped what it had started)
+                await asyncio.sleep(self._restart_delay_s)
+                try:
+                    await self._start()
+                except Exception as exc:  # noqa: BLE001 - logged; retried until it starts
+                    log.error(
+                        "relay_worker_start_failed",
+                        error=repr(exc),
+                        retry_in_s=self._restart_delay_s,
+                    )
+                continue
             line = await self._line()
             if line is not None:
                 self._progress(line)
                 continue
-            assert self._proc is not None
-            code = await self._proc.wait()
+            code = await proc.wait()
+            await self._stop()  # releases the exited worker; the next turn starts another
             log.error("relay_worker_exited", status=code, restart_in_s=self._restart_delay_s)
-            await asyncio.sleep(self._restart_delay_s)
-            try:
-                await self._start()
-            except (RelayError, TimeoutError, OSError) as exc:
-                log.error("relay_worker_start_failed", error=repr(exc))
 
     async def _watch_stalls(self, watcher: HeadWatcher) -> None:
         """Kill a worker that is alive but stuck: events wait beyond its position and it has

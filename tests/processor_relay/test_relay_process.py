@@ -8,10 +8,12 @@ import os
 import signal
 import sys
 import time
+from pathlib import Path
 
 import nats
 import pytest
 
+from devstack.nats import EmbeddedNats
 from processor.config import SETTINGS, ProcessorConfig
 from processor.db import Pool
 from processor.head_watch import HeadWatcher
@@ -171,3 +173,34 @@ async def test_the_worker_stops_when_its_parent_is_gone(
     assert await proc.wait() == 0
     assert rest.splitlines()[-1] == b"published 40"
     assert await _stream_sequences(nats_url, stream) == list(range(1, 41))
+
+
+async def test_a_worker_that_cannot_start_is_tried_again_until_it_does(
+    pool: Pool, database_url: str, stream_name: str, tmp_path: Path
+) -> None:
+    """NATS goes away and the worker dies meanwhile: starting a new one fails (it cannot reach
+    NATS within the ready timeout), again and again, until NATS is back; then a worker starts
+    and publishes what waited, exactly once (one failed start used to end the supervision
+    for good, and nothing reached NATS again until the processor restarted)."""
+    nats_dir = tmp_path / "nats"
+    first = EmbeddedNats(store_dir=nats_dir).start()
+    port = first.port
+    second: EmbeddedNats | None = None
+    config = _config(database_url, first.url, stream_name)
+    try:
+        async with RelayProcess(
+            config=config, counters=ProcessorCounters(), restart_delay_s=0.1, ready_timeout_s=1.0
+        ) as relay:
+            await append_trade_events(pool, 10)
+            await _until(lambda: relay.published_seq == 10, "the first events published")
+            first.stop()
+            assert relay.pid is not None
+            os.kill(relay.pid, signal.SIGKILL)
+            await _until(lambda: relay.starts >= 4, "several failed starts")
+            await append_trade_events(pool, 10)
+            second = EmbeddedNats(store_dir=nats_dir, port=port).start()
+            await _until(lambda: relay.published_seq == 20, "the relay back after NATS")
+        assert await _stream_sequences(second.url, stream_name) == list(range(1, 21))
+    finally:
+        if second is not None:
+            second.stop()
