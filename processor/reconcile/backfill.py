@@ -85,17 +85,20 @@ async def backfill(
     start, end = window.start_ms // width * width, -(-window.end_ms // width) * width
     if end > settled:
         raise RangeNotSettled(end, settled)
-    windows = list(split_aligned(start, end, width))
-    if len(windows) > config.max_backfill_windows:
+    total = (end - start) // width  # counted, not listed: a range may span millennia
+    if total > config.max_backfill_windows:
         raise RangeTooLarge(
-            f"the range covers {len(windows)} windows of {config.window_ms} ms; at most "
+            f"the range covers {total} windows of {config.window_ms} ms; at most "
             f"{config.max_backfill_windows} per request: split it"
         )
-    async with pool.connection() as conn, conn.transaction():
-        initial = (now_ms // config.window_ms) * config.window_ms
-        await storage.ensure_symbol(conn, symbol, initial)
-    for done, part in enumerate(windows, start=1):
+    for done, part in enumerate(split_aligned(start, end, width), start=1):
         rest = await _fetch(client, symbol, part, config.backfill_attempts)
+        if done == 1:
+            # Only once the provider has answered for the symbol: a Backfill of a ticker it
+            # does not know must not leave a row making the symbol known to every API.
+            async with pool.connection() as conn, conn.transaction():
+                initial = (now_ms // config.window_ms) * config.window_ms
+                await storage.ensure_symbol(conn, symbol, initial)
         result = await verify_window(
             pool, symbol, part, rest, timescale=timescale, counters=counters
         )
@@ -107,6 +110,6 @@ async def backfill(
             trades=outcome.trade_count,
             changes=outcome.change_count,
             done=done,
-            total=len(windows),
+            total=total,
         )
-        yield BackfillProgress(len(windows), done, part, outcome.trade_count, outcome.change_count)
+        yield BackfillProgress(total, done, part, outcome.trade_count, outcome.change_count)

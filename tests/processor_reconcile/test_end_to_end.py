@@ -17,7 +17,7 @@ from processor.db import Pool, open_pool
 from processor.event_log import read_events
 from processor.reconcile import storage
 from processor.reconcile.config import ReconcileConfig
-from processor.reconcile.errors import RangeNotSettled
+from processor.reconcile.errors import ProviderUnknownSymbol, RangeNotSettled, RangeTooLarge
 from processor.reconcile.scheduler import Reconciler
 from processor.schema import migrate
 from processor.stats import ProcessorCounters
@@ -25,6 +25,7 @@ from simulator.tape import TapeParams
 from tests.processor_reconcile.dbhelp import same, seed, stored
 from tests.processor_reconcile.providers import Provider, hostile_provider
 from tradekit.domain import TimeWindow, Trade
+from tradekit.wire import MIN_TIMESTAMP_MS
 
 CONFIG = ReconcileConfig(
     window_ms=2_000, settle_ms=1_000, interval_ms=100, fetch_deadline_ms=20_000
@@ -221,3 +222,21 @@ async def test_a_window_rest_cannot_answer_is_counted_and_holds_the_watermark(
     states = {e.start_ms: e.state for e in found.entries}
     assert states[crowded[0]] == "pending"
     assert all(states[w] == "verified" for w in range(start, crowded[0], CONFIG.window_ms))
+
+
+async def test_a_backfill_is_bounded_before_any_work(pool: Pool, provider: Provider) -> None:
+    """A range of billions of windows (year 1 to the settled past) is refused at once by count,
+    and a Backfill of a ticker the provider does not know leaves no trace: the symbol stays
+    unknown (it used to keep a symbols row, making GetCoverage and GetVwap answer for it)."""
+    reconciler = _reconciler(pool, provider, symbols=[], counters=ProcessorCounters())
+    settled = provider.clock() - 60_000
+    async with reconciler:
+        with pytest.raises(RangeTooLarge, match=r"covers \d{11,} windows"):
+            async for _ in reconciler.backfill("BTC", TimeWindow(MIN_TIMESTAMP_MS, settled)):
+                pass
+        with pytest.raises(ProviderUnknownSymbol):
+            async for _ in reconciler.backfill("DOGE", TimeWindow(settled - 4_000, settled)):
+                pass
+    async with pool.connection() as conn:
+        assert await storage.verified_range(conn, "DOGE") is None
+        assert await storage.verified_range(conn, "BTC") is None
