@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from processor.ingest.config import FIRST_BACKOFF_MS
 from tradekit.config import ConfigError, Env, Setting
 from tradekit.domain import DomainError, check_symbol
 
@@ -113,7 +114,7 @@ class ProcessorConfig:
             ingest_queue_size=env.integer("INGEST_QUEUE_SIZE", minimum=1),
             ingest_writers=env.integer("INGEST_WRITERS", minimum=1),
             feed_stale_timeout_ms=env.duration_ms("FEED_STALE_TIMEOUT", minimum=100),
-            feed_backoff_max_ms=env.duration_ms("FEED_BACKOFF_MAX", minimum=10),
+            feed_backoff_max_ms=env.duration_ms("FEED_BACKOFF_MAX", minimum=FIRST_BACKOFF_MS),
             reconcile_interval_ms=env.duration_ms("RECONCILE_INTERVAL", minimum=10),
             reconcile_window_ms=env.duration_ms("RECONCILE_WINDOW", minimum=1000),
             settle_delay_ms=env.duration_ms("SETTLE_DELAY"),

@@ -7,6 +7,9 @@ from dataclasses import dataclass
 from processor.ingest.dedup import DEFAULT_CAPACITY
 from processor.ingest.validation import MAX_AGE_MS, MAX_SKEW_MS
 
+#: The feed's first reconnect delay (FEED_BACKOFF_MAX may not be shorter).
+FIRST_BACKOFF_MS = 100
+
 
 @dataclass(frozen=True, slots=True)
 class IngestConfig:
@@ -22,7 +25,7 @@ class IngestConfig:
     #: queue).
     writers: int = 1
     #: First reconnect delay; doubles per failed attempt (jittered within [d/2, d]).
-    backoff_initial_ms: int = 100
+    backoff_initial_ms: int = FIRST_BACKOFF_MS
     #: Longest reconnect delay.
     backoff_max_ms: int = 10_000
     #: Reconnect when no valid frame arrived for this long.

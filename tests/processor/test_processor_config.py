@@ -45,6 +45,16 @@ def test_processor_symbols_accept_the_domain_s_symbols() -> None:
     assert config.symbols == ("BTC", "ETH", "1INCH")
 
 
+def test_a_backoff_cap_below_the_first_delay_is_a_configuration_error() -> None:
+    """FEED_BACKOFF_MAX under the feed's first reconnect delay is refused by name at start (it
+    used to pass the settings and stop the ingest's start with a ValueError); the first delay
+    itself is accepted."""
+    with pytest.raises(ConfigError, match="FEED_BACKOFF_MAX"):
+        ProcessorConfig.from_env(Env(PROCESSOR_SETTINGS, {"FEED_BACKOFF_MAX": "50ms"}))
+    config = ProcessorConfig.from_env(Env(PROCESSOR_SETTINGS, {"FEED_BACKOFF_MAX": "100ms"}))
+    assert ingest_config(config).backoff_max_ms == 100
+
+
 def test_only_timescale_mode_queues_late_trades_for_a_refresh() -> None:
     """The ingest queues refreshes for late trades in TimescaleDB mode only (plain mode's
     triggers keep the aggregates exact), with the policies' smallest lag."""
