@@ -2,9 +2,12 @@
 
 Key: (symbol, end_ms, window_ms). A trade or correction at time t for symbol S drops every entry
 of S whose window contains t; a verified window drops S's unverified entries ending at or before
-its end (their ``verified`` flag may flip). A read that raced with an invalidation is never
-stored: callers take :meth:`VwapCache.token` before reading the database and :meth:`put` refuses
-the value when the symbol was invalidated since.
+its end (their ``verified`` flag may flip). A read that raced with an invalidation of its own window
+is never stored: callers take :meth:`VwapCache.token` before reading the database and
+:meth:`put` refuses the value when an invalidation since then touched the window (the last
+:data:`RACE_MEMORY` invalidations of each symbol are remembered; a read older than those is
+refused). A busy symbol is invalidated every few milliseconds by its live trades, so refusing on
+any invalidation of the symbol would leave its history uncached.
 
 Entries are kept as tuples of atoms (strings, ints, Decimals), which Python's cyclic garbage
 collector stops tracking, not as point objects: a full collection then no longer walks a
@@ -14,8 +17,9 @@ grew (measured with the query benchmark: p99 from about 50 ms to over 100 ms).
 
 from __future__ import annotations
 
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from decimal import Decimal
+from itertools import islice
 
 from vwap.points import Sums, VwapPoint
 
@@ -29,6 +33,12 @@ _Entry = tuple[Decimal, Decimal, int, bool]
 #: buckets. Inserting and evicting are O(1); invalidating a time is O(classes + matches).
 _Index = dict[int, dict[int, set[CacheKey]]]
 
+#: Invalidations remembered per symbol to judge a put that raced with them.
+RACE_MEMORY = 512
+#: What an invalidation touched: windows containing a time (ts, None) or, for a verified
+#: window, windows ending at or before a time (None, until).
+_Touched = tuple[int | None, int | None]
+
 
 class VwapCache:
     """LRU of closed-window points with a per-symbol interval index; not thread-safe (asyncio)."""
@@ -38,6 +48,7 @@ class VwapCache:
         self._entries: OrderedDict[CacheKey, _Entry] = OrderedDict()
         self._index: dict[str, _Index] = {}
         self._generation: dict[str, int] = {}
+        self._recent: dict[str, deque[_Touched]] = {}
         self.hits = 0
         self.misses = 0
         self.invalidations = 0
@@ -61,9 +72,12 @@ class VwapCache:
         return VwapPoint(key[0], key[1], key[2], Sums(notional, volume, count), verified)
 
     def put(self, point: VwapPoint, token: int) -> bool:
-        """Store ``point`` unless its symbol was invalidated after ``token`` was taken."""
+        """Store ``point`` unless an invalidation after ``token`` was taken touched its window."""
         symbol = point.symbol
-        if self._max <= 0 or self._generation.get(symbol, 0) != token:
+        if self._max <= 0:
+            return False
+        since = self._generation.get(symbol, 0) - token
+        if since and not self._untouched(point, since):
             return False
         key = (symbol, point.end_ms, point.window_ms)
         entries = self._entries
@@ -90,6 +104,26 @@ class VwapCache:
         entries[key] = (sums.notional, sums.volume, sums.count, point.verified)
         return True
 
+    def _untouched(self, point: VwapPoint, since: int) -> bool:
+        """True when none of the symbol's last ``since`` invalidations touched the window."""
+        recent = self._recent.get(point.symbol)
+        if recent is None or since > len(recent):
+            return False  # older than what is remembered
+        start, end = point.end_ms - point.window_ms, point.end_ms
+        for at, until in islice(reversed(recent), since):
+            if at is not None and start <= at < end:
+                return False
+            if until is not None and end <= until:
+                return False
+        return True
+
+    def _invalidated(self, symbol: str, touched: _Touched) -> None:
+        self._generation[symbol] = self._generation.get(symbol, 0) + 1
+        recent = self._recent.get(symbol)
+        if recent is None:
+            recent = self._recent[symbol] = deque(maxlen=RACE_MEMORY)
+        recent.append(touched)
+
     def _unindex(self, key: CacheKey) -> None:
         symbol, end_ms, window_ms = key
         size = window_ms.bit_length()
@@ -110,7 +144,7 @@ class VwapCache:
 
     def invalidate_time(self, symbol: str, ts_ms: int) -> None:
         """Drop every entry of ``symbol`` whose window contains ``ts_ms``."""
-        self._generation[symbol] = self.token(symbol) + 1
+        self._invalidated(symbol, (ts_ms, None))
         classes = self._index.get(symbol)
         if not classes:
             return
@@ -125,7 +159,7 @@ class VwapCache:
 
     def invalidate_verified(self, symbol: str, until_ms: int) -> None:
         """Drop the unverified entries of ``symbol`` ending at or before ``until_ms``."""
-        self._generation[symbol] = self.token(symbol) + 1
+        self._invalidated(symbol, (None, until_ms))
         doomed = [
             key
             for key, entry in self._entries.items()

@@ -8,7 +8,7 @@ from decimal import Decimal
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vwap.cache import VwapCache
+from vwap.cache import RACE_MEMORY, VwapCache
 from vwap.points import Sums, VwapPoint
 
 
@@ -143,3 +143,30 @@ def test_cached_points_are_not_tracked_by_the_garbage_collector() -> None:
     gc.collect()
     assert len(cache) == 10_000
     assert len(gc.get_objects()) - before < 1_000
+
+
+def test_a_put_racing_only_with_other_windows_invalidations_is_stored() -> None:
+    """Invalidations since the token that touch other windows (a busy symbol's live trades)
+    do not refuse the value; one inside the window, or a verified window reaching its end,
+    does; a read older than the remembered invalidations is refused."""
+    cache = VwapCache(max_entries=10)
+    token = cache.token("BTC")
+    cache.invalidate_time("BTC", 10)  # the window's end is exclusive
+    cache.invalidate_time("BTC", -1)
+    cache.invalidate_verified("BTC", 9)
+    cache.invalidate_time("ETH", 5)
+    assert cache.put(_point(10, 10), token)
+    assert cache.get(("BTC", 10, 10)) is not None
+    for touching in (
+        lambda: cache.invalidate_time("BTC", 0),
+        lambda: cache.invalidate_verified("BTC", 20),
+    ):
+        token = cache.token("BTC")
+        touching()
+        cache.invalidate_time("BTC", 50)
+        assert not cache.put(_point(20, 20), token)
+    token = cache.token("BTC")
+    for ts in range(100, 100 + RACE_MEMORY + 1):
+        cache.invalidate_time("BTC", ts)
+    assert not cache.put(_point(20, 20), token)
+    assert cache.put(_point(20, 20), cache.token("BTC"))
