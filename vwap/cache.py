@@ -49,6 +49,8 @@ class VwapCache:
         self._index: dict[str, _Index] = {}
         self._generation: dict[str, int] = {}
         self._recent: dict[str, deque[_Touched]] = {}
+        #: Times everything was forgotten (part of every token: older reads are refused).
+        self._forgotten = 0
         self.hits = 0
         self.misses = 0
         self.invalidations = 0
@@ -58,7 +60,7 @@ class VwapCache:
 
     def token(self, symbol: str) -> int:
         """The symbol's invalidation generation; pass it to :meth:`put`."""
-        return self._generation.get(symbol, 0)
+        return self._forgotten + self._generation.get(symbol, 0)
 
     def get(self, key: CacheKey) -> VwapPoint | None:
         """The cached point, or None."""
@@ -76,7 +78,7 @@ class VwapCache:
         symbol = point.symbol
         if self._max <= 0:
             return False
-        since = self._generation.get(symbol, 0) - token
+        since = self.token(symbol) - token
         if since and not self._untouched(point, since):
             return False
         key = (symbol, point.end_ms, point.window_ms)
@@ -154,6 +156,20 @@ class VwapCache:
                 for key in buckets.get(bucket, ()):
                     if key[1] - key[2] <= ts_ms < key[1]:
                         doomed.append(key)
+        for key in doomed:
+            self._drop(key)
+
+    def forget(self, symbol: str | None) -> None:
+        """Drop every entry of ``symbol`` (None: of every symbol) and refuse every read begun
+        before: the events that would have invalidated them precisely were lost."""
+        if symbol is None:
+            self._forgotten += 1
+            self._recent.clear()  # a racing put then finds nothing to clear it
+            doomed = list(self._entries)
+        else:
+            self._generation[symbol] = self._generation.get(symbol, 0) + 1
+            self._recent.pop(symbol, None)
+            doomed = [key for key in self._entries if key[0] == symbol]
         for key in doomed:
             self._drop(key)
 

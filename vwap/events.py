@@ -56,7 +56,18 @@ class WindowVerified:
     verified_from_ms: int | None = None
 
 
-DomainEvent = TradeArrived | TradeCorrected | WindowVerified
+@dataclass(frozen=True, slots=True)
+class EventsLost:
+    """Events the VWAP service could not apply: a gap in the sequence (``symbol`` None: any
+    symbol's) or an undecodable event of ``symbol``. State derived from the events (cached
+    points, live windows) may miss a change and must be rebuilt from the store."""
+
+    sequence: int
+    symbol: str | None
+    reason: str
+
+
+DomainEvent = TradeArrived | TradeCorrected | WindowVerified | EventsLost
 
 
 def event_from_proto(event: events_pb2.Event) -> DomainEvent:

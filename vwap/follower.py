@@ -2,7 +2,8 @@
 
 Reconnects with capped exponential backoff when the processor is unreachable or restarts, and
 resumes at the last applied sequence + 1. Sequences are strictly increasing and gap-free: a
-duplicate is skipped, a gap is logged (it means events were lost upstream).
+duplicate is skipped; a gap (events lost upstream) or an undecodable event is logged and passed
+on as :class:`~vwap.events.EventsLost`, so that what was derived from the events is rebuilt.
 """
 
 from __future__ import annotations
@@ -13,9 +14,10 @@ from collections.abc import Callable, Sequence
 import grpc
 from trading.v1 import events_pb2, processor_pb2, processor_pb2_grpc
 
+from tradekit.domain import SYMBOL_PATTERN
 from tradekit.logs import event_logger
 from tradekit.wire import WireError
-from vwap.events import DomainEvent, event_from_proto
+from vwap.events import DomainEvent, EventsLost, event_from_proto
 
 log = event_logger("vwap.follower")
 
@@ -56,17 +58,21 @@ class EventFollower:
             self.duplicates += 1
             log.warning("event_duplicate", sequence=seq, last=self.last_sequence)
             return
+        out: list[DomainEvent] = []
         if seq != self.last_sequence + 1:
             self.gaps += 1
             log.error("event_gap", expected=self.last_sequence + 1, received=seq)
+            out.append(EventsLost(seq, None, f"events {self.last_sequence + 1}..{seq - 1} lost"))
         self.last_sequence = seq
         try:
-            event = event_from_proto(event_msg)
+            out.append(event_from_proto(event_msg))
         except WireError as exc:
             log.error("event_undecodable", sequence=seq, error=str(exc))
-            return
-        for sink in self._sinks:
-            sink(event)
+            symbol = event_msg.symbol if SYMBOL_PATTERN.fullmatch(event_msg.symbol) else None
+            out.append(EventsLost(seq, symbol, f"event {seq} undecodable: {exc}"))
+        for event in out:
+            for sink in self._sinks:
+                sink(event)
 
     async def _follow_once(self, stub: processor_pb2_grpc.ProcessorServiceStub) -> None:
         request = processor_pb2.StreamEventsRequest(from_sequence=self.last_sequence + 1)

@@ -26,7 +26,7 @@ import psycopg
 from tradekit.logs import event_logger
 from vwap.convert import message_to_proto
 from vwap.errors import LiveStateUnavailable
-from vwap.events import DomainEvent, TradeArrived, TradeCorrected, WindowVerified
+from vwap.events import DomainEvent, EventsLost, TradeArrived, TradeCorrected, WindowVerified
 from vwap.outbox import Outlet
 from vwap.rolling import Message, RollingWindow, Update
 from vwap.storage import VwapStore
@@ -41,12 +41,15 @@ class Subscriber(Outlet):
     ends the stream; live points conflate by series, see :mod:`vwap.conflation`), sent by
     the :class:`~vwap.outbox.Outbox`."""
 
-    __slots__ = ("attached",)
+    __slots__ = ("attached", "lost")
 
     def __init__(self, max_queue: int) -> None:
         super().__init__(max_pending=max_queue)
         #: Trackers this subscriber is attached to (or being attached to), by key.
         self.attached: dict[TrackerKey, Tracker | None] = {}
+        #: Why the stream was ended because its live state may miss a change (None: it was
+        #: not); the client is to subscribe again, to state rebuilt from the store.
+        self.lost: str | None = None
 
 
 @dataclass(eq=False)
@@ -106,6 +109,9 @@ class LiveHub:
     def apply(self, event: DomainEvent) -> None:
         """Dispatch one committed event (called by the follower, in sequence order)."""
         self.sequence = event.sequence
+        if isinstance(event, EventsLost):
+            self._lose(event)
+            return
         trackers = tuple(self._by_symbol.get(event.symbol, ()))
         for tracker in trackers:
             self._deliver(tracker, tracker.apply(event))
@@ -149,6 +155,21 @@ class LiveHub:
         while True:
             await asyncio.sleep(period_s)
             self.close_boundaries(clock_ms() - grace_ms)
+
+    def _lose(self, event: EventsLost) -> None:
+        """End every stream whose live state may miss a change (of the symbol, or of any symbol
+        for a gap) and drop that state: the clients subscribe again to state loaded afresh."""
+        if event.symbol is None:
+            trackers = tuple(self._trackers.values())
+        else:
+            trackers = tuple(self._by_symbol.get(event.symbol, ()))
+        for tracker in trackers:
+            self._forget(tracker)
+            for subscriber in tracker.subscribers:
+                if subscriber.lost is None:
+                    subscriber.lost = event.reason
+                    subscriber.offer(None)
+        log.error("live_state_dropped", trackers=len(trackers), reason=event.reason)
 
     def _deliver(self, tracker: Tracker, messages: Sequence[Message]) -> None:
         subscribers = tracker.subscribers

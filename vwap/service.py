@@ -16,7 +16,7 @@ from tradekit.wire import MIN_TIMESTAMP_MS
 from vwap.batching import WindowBatcher
 from vwap.cache import VwapCache
 from vwap.errors import InvalidRequest, UnknownSymbol
-from vwap.events import DomainEvent, TradeArrived, TradeCorrected, WindowVerified
+from vwap.events import DomainEvent, EventsLost, TradeArrived, TradeCorrected, WindowVerified
 from vwap.paging import decode_token, encode_token, page_size
 from vwap.points import VwapPoint, is_verified
 from vwap.ranges import plan_pieces
@@ -190,3 +190,5 @@ class VwapService:
             # Out of order, the watermark may jump past the window: every point up to it flips.
             until = max(event.end_ms, event.verified_until_ms or event.end_ms)
             self.cache.invalidate_verified(event.symbol, until)
+        elif isinstance(event, EventsLost):
+            self.cache.forget(event.symbol)

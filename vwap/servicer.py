@@ -156,6 +156,11 @@ class VwapServicer(vwap_pb2_grpc.VwapServiceServicer):
                     grpc.StatusCode.RESOURCE_EXHAUSTED,
                     "the client read too slowly and fell behind; reconnect",
                 )
+            if sub.lost is not None:
+                await context.abort(
+                    grpc.StatusCode.UNAVAILABLE,
+                    f"the live state missed a change ({sub.lost}); subscribe again",
+                )
         except (LiveStateUnavailable, psycopg.Error) as exc:
             await _abort(context, exc)
 

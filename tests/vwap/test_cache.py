@@ -170,3 +170,21 @@ def test_a_put_racing_only_with_other_windows_invalidations_is_stored() -> None:
         cache.invalidate_time("BTC", ts)
     assert not cache.put(_point(20, 20), token)
     assert cache.put(_point(20, 20), cache.token("BTC"))
+
+
+def test_forgetting_drops_entries_and_refuses_reads_begun_before() -> None:
+    """forget(symbol) drops that symbol's entries and refuses its racing reads; forget(None)
+    does so for every symbol, including one that had no entry or invalidation yet."""
+    cache = VwapCache(max_entries=10)
+    for symbol in ("BTC", "ETH"):
+        assert cache.put(_point(10, 5, symbol=symbol), cache.token(symbol))
+    btc, sol = cache.token("BTC"), cache.token("SOL")
+    cache.forget("BTC")
+    assert cache.get(("BTC", 10, 5)) is None
+    assert cache.get(("ETH", 10, 5)) is not None
+    assert not cache.put(_point(30, 5), btc)
+    assert cache.put(_point(30, 5), cache.token("BTC"))
+    cache.forget(None)
+    assert len(cache) == 0
+    assert not cache.put(_point(30, 5, symbol="SOL"), sol)
+    assert cache.put(_point(30, 5, symbol="SOL"), cache.token("SOL"))

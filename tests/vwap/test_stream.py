@@ -11,11 +11,12 @@ import grpc
 import psycopg
 import pytest
 from google.protobuf.duration_pb2 import Duration
-from trading.v1 import vwap_pb2, vwap_pb2_grpc
+from trading.v1 import events_pb2, vwap_pb2, vwap_pb2_grpc
 
+from processor.event_log import NewEvent
 from tests.vwap.support import FakeProcessor, VwapStarter
 from tradekit.domain import Trade
-from tradekit.wire import duration_from_ms, ms_from_timestamp
+from tradekit.wire import duration_from_ms, ms_from_timestamp, timestamp_from_ms, trade_to_proto
 from vwap.outbox import Outbox
 from vwap.ranges import DAY_MS
 from vwap.service import wall_clock_ms
@@ -77,6 +78,16 @@ async def _until_loaded(running: Any) -> None:
     await _until(
         lambda: running.hub.is_loaded("BTC", window_ms=WINDOW, step_ms=STEP), "loaded live state"
     )
+
+
+async def _status_at_end(call: Any) -> grpc.aio.AioRpcError:
+    """Read ``call`` until it fails; its error."""
+    try:
+        while True:
+            if await asyncio.wait_for(call.read(), timeout=10) is grpc.aio.EOF:
+                raise AssertionError("the stream ended without an error")
+    except grpc.aio.AioRpcError as exc:
+        return exc
 
 
 async def _read_until(call: Any, last_seq: int) -> list[vwap_pb2.StreamVwapResponse]:
@@ -394,3 +405,53 @@ async def test_a_bad_subscription_is_refused_with_what_to_change(start_vwap: Vwa
         with pytest.raises(asyncio.TimeoutError):  # subscribed: waits for trades
             await asyncio.wait_for(accepted.read(), 0.5)
         accepted.cancel()
+
+
+async def test_an_event_the_service_cannot_apply_ends_streams_and_drops_cached_points(
+    start_vwap: VwapStarter, processor: FakeProcessor
+) -> None:
+    """A correction whose event cannot be decoded (here: a price out of range) changed a closed
+    window the service has cached and a live window it follows: the cached point is dropped
+    (the next read has the new value) and the stream ends with UNAVAILABLE saying to subscribe
+    again; the new subscription starts from the store's state."""
+    old = _t(1, 1_000, "100")
+    await processor.trade(old)
+    async with start_vwap() as (running, stub):
+        request = vwap_pb2.GetVwapRequest(
+            symbol="BTC",
+            end_time=timestamp_from_ms(BASE + WINDOW),
+            window=duration_from_ms(WINDOW),
+        )
+        first = await stub.GetVwap(request)
+        assert (await stub.GetVwap(request)).point == first.point
+        assert running.service.cache.hits == 1
+        call = stub.StreamVwap(_btc_request())
+        await _until_loaded(running)
+        new = _t(1, 1_000, "200")
+        bad = events_pb2.CorrectionEvent(
+            kind=events_pb2.CORRECTION_KIND_UPDATED, correction_id=7, old_trade=trade_to_proto(old)
+        )
+        bad.new_trade.CopyFrom(trade_to_proto(new))
+        bad.new_trade.price = "1E+99"
+
+        async def change(conn: Any) -> None:
+            await conn.execute("UPDATE trades SET price = 200 WHERE trade_id = 1")
+
+        event = await processor.commit(
+            change,
+            NewEvent(
+                "BTC", "trading.correction.BTC", bad.DESCRIPTOR.full_name, bad.SerializeToString()
+            ),
+        )
+        await processor.release([event])
+        ended = await _status_at_end(call)
+        assert ended.code() == grpc.StatusCode.UNAVAILABLE
+        assert "subscribe again" in str(ended.details())
+        after = await stub.GetVwap(request)
+        assert after.point.notional == "200"
+        again = stub.StreamVwap(_btc_request())
+        await _until_loaded(running)
+        await processor.trade(_t(2, 2_000, "300"))
+        update = (await asyncio.wait_for(again.read(), timeout=10)).update
+        assert (update.point.notional, update.point.trade_count) == ("500", 2)
+        again.cancel()

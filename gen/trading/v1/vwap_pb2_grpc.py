@@ -103,7 +103,8 @@ class VwapServiceServicer:
         malformed symbol, a window that is not positive or above 1 day (the live state holds the
         window's trades; GetVwapSeries serves longer windows), or a step outside 1 s .. 1 day;
         RESOURCE_EXHAUSTED when the client reads too slowly and its closed points and revisions
-        pile up.
+        pile up; UNAVAILABLE when the service could not apply a processor event of a followed
+        symbol (the live state may miss a change: subscribe again, to state read afresh).
 
         Conflation: a live update (closed = false) not yet sent to this subscriber is replaced by a
         newer live update of the same symbol and step, which moves to the back of the
