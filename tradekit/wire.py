@@ -15,6 +15,7 @@ from tradekit.domain import DomainError, TimeWindow, Trade, check_symbol
 from tradekit.money import InvalidDecimal, parse_positive, to_text
 
 _NANOS_PER_MS = 1_000_000
+_NANOS_PER_SECOND = 1_000_000_000
 
 
 class WireError(DomainError):
@@ -29,6 +30,8 @@ MAX_TIMESTAMP_MS = 253_402_300_799_999
 def ms_from_timestamp(ts: Timestamp, *, field: str) -> int:
     """Milliseconds since the epoch of ``ts``, which must be a whole millisecond within the
     range of a protobuf Timestamp (years 1 to 9999)."""
+    if not 0 <= ts.nanos < _NANOS_PER_SECOND:
+        raise WireError(f"{field}.nanos must be in 0 .. 999999999 (normalized), got {ts.nanos}")
     if ts.nanos % _NANOS_PER_MS:
         raise WireError(f"{field} must be a whole millisecond (nanos a multiple of 1000000)")
     ms = ts.seconds * 1000 + ts.nanos // _NANOS_PER_MS
@@ -48,6 +51,11 @@ def timestamp_from_ms(ms: int) -> Timestamp:
 
 def ms_from_duration(d: Duration, *, field: str) -> int:
     """Milliseconds in ``d``, which must be a whole number of milliseconds."""
+    if not -_NANOS_PER_SECOND < d.nanos < _NANOS_PER_SECOND or d.seconds * d.nanos < 0:
+        raise WireError(
+            f"{field}.nanos must be within one second and of the sign of its seconds"
+            f" (normalized), got seconds={d.seconds} nanos={d.nanos}"
+        )
     if d.nanos % _NANOS_PER_MS:
         raise WireError(f"{field} must be a whole number of milliseconds")
     return d.seconds * 1000 + d.nanos // _NANOS_PER_MS

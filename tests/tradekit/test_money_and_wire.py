@@ -6,6 +6,7 @@ from decimal import Decimal
 from fractions import Fraction
 
 import pytest
+from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
 from hypothesis import given
 from hypothesis import strategies as st
@@ -23,6 +24,7 @@ from tradekit.money import (
 )
 from tradekit.wire import (
     WireError,
+    ms_from_duration,
     ms_from_timestamp,
     symbol_from_proto,
     timestamp_from_ms,
@@ -127,6 +129,20 @@ def test_sub_millisecond_timestamps_are_rejected() -> None:
     """A timestamp with nanoseconds below a millisecond gets a clear error."""
     with pytest.raises(WireError, match="whole millisecond"):
         ms_from_timestamp(Timestamp(seconds=1, nanos=1), field="start_time")
+
+
+def test_unnormalized_times_and_durations_are_rejected() -> None:
+    """Nanos outside a second, or a duration's nanos against its seconds' sign, are refused by
+    name (they used to be folded into the milliseconds)."""
+    for nanos in (1_000_000_000, -1_000_000):
+        with pytest.raises(WireError, match=r"start_time.nanos must be in 0 \.\. 999999999"):
+            ms_from_timestamp(Timestamp(seconds=1, nanos=nanos), field="start_time")
+    for seconds, nanos in ((0, 2_000_000_000), (1, -5_000_000), (-1, 5_000_000)):
+        with pytest.raises(WireError, match=r"window\.nanos must be within one second"):
+            ms_from_duration(Duration(seconds=seconds, nanos=nanos), field="window")
+    assert ms_from_duration(Duration(seconds=-1, nanos=-5_000_000), field="window") == -1_005
+    assert ms_from_duration(Duration(seconds=0, nanos=-5_000_000), field="window") == -5
+    assert ms_from_timestamp(Timestamp(seconds=1, nanos=999_000_000), field="t") == 1_999
 
 
 def test_timestamps_beyond_years_1_to_9999_are_rejected() -> None:
