@@ -334,8 +334,13 @@ WHERE symbol = %(symbol)s AND ts >= %(start)s AND ts < %(end)s
 ORDER BY ts, trade_id LIMIT %(limit)s
 """
 
+# Candidates: the reconciled symbols and those with daily buckets (a TimescaleDB bucket may
+# not be materialised yet: the symbols rows cover every symbol the processor ingests); those
+# without a trade are left out below.
 _SYMBOLS_SQL = """
 WITH s AS (
+    SELECT symbol FROM symbols
+    UNION
     SELECT DISTINCT symbol FROM trade_buckets_1d WHERE trade_count > 0
 )
 SELECT s.symbol,

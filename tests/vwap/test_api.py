@@ -231,13 +231,16 @@ def _first_token(page: vwap_pb2.GetTradesResponse) -> str:
 async def test_list_symbols_reports_first_last_and_verified(
     start_vwap: VwapStarter, store_url: str
 ) -> None:
-    """ListSymbols lists symbols with trades alphabetically with their first/last trade times."""
+    """ListSymbols lists symbols with trades alphabetically with their first/last trade times,
+    including one whose daily bucket is not materialised yet (TimescaleDB; here its rows are
+    removed by hand), not one without trades."""
     await _seed(
         store_url,
         [
             Trade("ETH", 1, BASE + 5, Decimal(1), Decimal(1)),
             Trade("BTC", 1, BASE + 10, Decimal(1), Decimal(1)),
             Trade("BTC", 2, BASE + 3 * DAY_MS, Decimal(1), Decimal(1)),
+            Trade("SOL", 1, BASE + 20, Decimal(1), Decimal(1)),
         ],
     )
     async with await psycopg.AsyncConnection.connect(store_url) as conn:
@@ -245,7 +248,9 @@ async def test_list_symbols_reports_first_last_and_verified(
             "INSERT INTO symbols (symbol, verified_until, verified_from) VALUES ('BTC', %s, %s)",
             (dt_from_ms(BASE + 99), dt_from_ms(BASE + 7)),
         )
-        await conn.execute("INSERT INTO symbols VALUES ('XRP', %s)", (dt_from_ms(BASE),))
+        for symbol in ("XRP", "SOL"):
+            await conn.execute("INSERT INTO symbols VALUES (%s, %s)", (symbol, dt_from_ms(BASE)))
+        await conn.execute("DELETE FROM trade_buckets_1d WHERE symbol = 'SOL'")
         await conn.commit()
     async with start_vwap() as (_, stub):
         listing = await stub.ListSymbols(vwap_pb2.ListSymbolsRequest())
@@ -258,7 +263,11 @@ async def test_list_symbols_reports_first_last_and_verified(
         )
         for s in listing.symbols
     ]
-    assert got == [("BTC", BASE + 10, BASE + 3 * DAY_MS, True), ("ETH", BASE + 5, BASE + 5, False)]
+    assert got == [
+        ("BTC", BASE + 10, BASE + 3 * DAY_MS, True),
+        ("ETH", BASE + 5, BASE + 5, False),
+        ("SOL", BASE + 20, BASE + 20, True),
+    ]
     btc = listing.symbols[0]
     assert ms_from_timestamp(btc.verified_from, field="v") == BASE + 7
     assert ms_from_timestamp(btc.verified_until, field="v") == BASE + 99
