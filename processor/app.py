@@ -19,7 +19,7 @@ from processor.ingest.service import IngestService
 from processor.reconcile.config import ReconcileConfig
 from processor.reconcile.scheduler import Reconciler
 from processor.relay_process import RelayProcess
-from processor.schema import MATERIALISED_LAG_MS, StorageMode, migrate
+from processor.schema import MATERIALISED_LAG_MS, MigrationError, StorageMode, migrate
 from processor.servicer import ProcessorServicer
 from processor.stats import ProcessorCounters
 from tradekit.entry import StartupError, redacted_url
@@ -85,6 +85,8 @@ async def run_processor(config: ProcessorConfig) -> AsyncIterator[RunningProcess
             f"cannot reach the database at {redacted_url(config.database_url)}"
             f" ({str(exc).strip().splitlines()[0]}): check DATABASE_URL and that it is up"
         ) from exc
+    except MigrationError as exc:  # a storage mode the database cannot take, a bad migration
+        raise StartupError(str(exc)) from exc
     log.info("storage_ready", mode=mode.value)
     counters = ProcessorCounters()
     async with contextlib.AsyncExitStack() as stack:

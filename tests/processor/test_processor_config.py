@@ -81,3 +81,24 @@ def test_an_unreachable_database_stops_the_start_with_one_line() -> None:
     assert f"cannot reach the database at postgresql://app:***@127.0.0.1:{port}/trading" in last
     assert "s3cret" not in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_a_storage_mode_the_database_cannot_take_stops_the_start_with_one_line(
+    database_url: str,
+) -> None:
+    """STORAGE_MODE=timescale on PostgreSQL without TimescaleDB's continuous aggregates exits 1
+    with one line saying what to use instead, not a traceback."""
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "STORAGE_MODE": "timescale",
+        "PROCESSOR_PORT": "0",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "processor"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 1
+    last = done.stderr.strip().splitlines()[-1]
+    assert "event=cannot_start" in last
+    assert "use STORAGE_MODE=auto or plain" in last
+    assert "Traceback" not in done.stderr
