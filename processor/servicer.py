@@ -101,7 +101,10 @@ class ProcessorServicer(processor_pb2_grpc.ProcessorServiceServicer):
     ) -> processor_pb2.GetCoverageResponse:
         """The ledger's windows overlapping a range."""
         symbol, window = await _symbol_and_window(request, context)
-        found = await self._reconciler.coverage(symbol, window)
+        try:
+            found = await self._reconciler.coverage(symbol, window)
+        except RangeTooLarge as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         if found.verified is None and symbol not in self._reconciler.symbols:
             await context.abort(
                 grpc.StatusCode.NOT_FOUND,

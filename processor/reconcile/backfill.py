@@ -64,6 +64,19 @@ async def _fetch(
     raise AssertionError("unreachable: attempts >= 1")
 
 
+def check_window_count(start_ms: int, end_ms: int, config: ReconcileConfig) -> int:
+    """How many reconciliation windows ``[start_ms, end_ms)`` touches (counted, not listed: a
+    range may span millennia); RangeTooLarge above the configured maximum per request."""
+    width = config.window_ms
+    total = -(-end_ms // width) - start_ms // width
+    if total > config.max_backfill_windows:
+        raise RangeTooLarge(
+            f"the range covers {total} windows of {width} ms; at most "
+            f"{config.max_backfill_windows} per request: split it"
+        )
+    return total
+
+
 async def backfill(
     *,
     pool: Pool,
@@ -85,12 +98,7 @@ async def backfill(
     start, end = window.start_ms // width * width, -(-window.end_ms // width) * width
     if end > settled:
         raise RangeNotSettled(end, settled)
-    total = (end - start) // width  # counted, not listed: a range may span millennia
-    if total > config.max_backfill_windows:
-        raise RangeTooLarge(
-            f"the range covers {total} windows of {config.window_ms} ms; at most "
-            f"{config.max_backfill_windows} per request: split it"
-        )
+    total = check_window_count(start, end, config)
     for done, part in enumerate(split_aligned(start, end, width), start=1):
         rest = await _fetch(client, symbol, part, config.backfill_attempts)
         if done == 1:

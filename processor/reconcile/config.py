@@ -23,7 +23,8 @@ class ReconcileConfig:
     max_windows_per_tick: int = 64
     #: Attempts per window in a backfill before it fails with WindowFetchFailed.
     backfill_attempts: int = 3
-    #: Most windows one backfill request may cover.
+    #: Most windows one Backfill or GetCoverage request may cover (a week of minutes; a
+    #: GetCoverage answer of that many windows stays well under gRPC's 4 MB message limit).
     max_backfill_windows: int = 10_080
 
     def __post_init__(self) -> None:

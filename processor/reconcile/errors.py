@@ -35,7 +35,7 @@ class RangeNotSettled(ReconcileError):
 
 
 class RangeTooLarge(ReconcileError):
-    """A backfill would need more windows than the configured maximum."""
+    """A backfill or coverage request covers more windows than the configured maximum."""
 
 
 class UnknownSymbolRow(ReconcileError):

@@ -28,7 +28,7 @@ import psycopg
 from processor.db import Pool
 from processor.reconcile import storage
 from processor.reconcile.apply import WindowResult, verify_window
-from processor.reconcile.backfill import BackfillProgress, backfill
+from processor.reconcile.backfill import BackfillProgress, backfill, check_window_count
 from processor.reconcile.config import ReconcileConfig
 from processor.reconcile.coverage import Coverage, coverage
 from processor.reconcile.errors import ReconcileError, WindowFetchFailed, WindowRejected
@@ -253,6 +253,8 @@ class Reconciler:
         return self._symbols
 
     async def coverage(self, symbol: str, window: TimeWindow) -> Coverage:
-        """Coverage entries of ``symbol`` overlapping ``window`` and its verified range."""
+        """Coverage entries of ``symbol`` overlapping ``window`` and its verified range;
+        RangeTooLarge when the window covers more ledger windows than one answer may hold."""
+        check_window_count(window.start_ms, window.end_ms, self._config)
         async with self._pool.connection() as conn:
             return await coverage(conn, symbol, window, now_ms=self._clock())

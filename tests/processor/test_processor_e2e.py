@@ -132,6 +132,26 @@ async def test_coverage_and_backfill_need_both_times(stack: Stack) -> None:
         assert f"{field} is required" in str(caught.value.details())
 
 
+async def test_coverage_of_more_windows_than_one_answer_holds_is_refused(stack: Stack) -> None:
+    """A year of coverage (hundreds of thousands of ledger windows, an answer over gRPC's 4 MB
+    limit) is INVALID_ARGUMENT saying to split the range; an hour is answered."""
+    end = 1_700_000_000_000
+    async with grpc.aio.insecure_channel(stack.processor.address) as channel:
+        stub = processor_pb2_grpc.ProcessorServiceStub(channel)
+        request = processor_pb2.GetCoverageRequest(
+            symbol="BTC",
+            start_time=timestamp_from_ms(end - 365 * 86_400_000),
+            end_time=timestamp_from_ms(end),
+        )
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await stub.GetCoverage(request)
+        request.start_time.CopyFrom(timestamp_from_ms(end - 3_600_000))
+        hour = await stub.GetCoverage(request)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "per request: split it" in str(caught.value.details())
+    assert hour.HasField("verified_until")
+
+
 async def test_coverage_of_a_symbol_never_reconciled_here_is_not_found(stack: Stack) -> None:
     """GetCoverage of a symbol outside SYMBOLS with no ledger is NOT_FOUND naming SYMBOLS
     (it used to answer a made-up 'live' window)."""
