@@ -10,7 +10,7 @@
         ├── AttemptTimedOut        no complete answer within the attempt timeout
         ├── ProviderServerError    5xx (or 408)
         ├── ProviderRateLimited    429, with the provider's Retry-After when given
-        ├── ProviderConnectionError  connect failure, reset, truncated body
+        ├── ProviderConnectionError  connect failure, reset, truncated body, not HTTP
         └── MalformedResponse      200 whose body is not a valid page
 
 Only :class:`AttemptFailed` is retried; it never reaches a caller, because a window is

@@ -137,6 +137,8 @@ class ProviderClient:
                 retry_after = response.headers.get("Retry-After")
         except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as exc:
             raise ProviderConnectionError(f"{type(exc).__name__}: {exc}") from None
+        except aiohttp.ClientResponseError as exc:  # not HTTP: a broken or confused server
+            raise ProviderConnectionError(f"malformed HTTP response: {exc.message}") from None
         if status == 200:
             trades = parse_page(body, symbol)
             try:

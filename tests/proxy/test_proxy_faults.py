@@ -6,10 +6,15 @@ import asyncio
 import time
 from typing import Any
 
+import aiohttp
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from trading.v1 import proxy_pb2
 
+from proxy.errors import ProviderConnectionError
+from proxy.paging import PageRequest
+from proxy.provider_client import ProviderClient
 from simulator.faults import RestFaultPlan, RestOutcome
 
 
@@ -116,3 +121,21 @@ async def test_a_long_window_survives_every_kind_of_fault(harness: Any) -> None:
         assert stats.server_errors >= 1
         assert stats.rate_limited >= 1
         assert stats.retries == result.complete.progress.retries >= 3
+
+
+async def test_an_answer_that_is_not_http_is_a_retryable_connection_failure() -> None:
+    """A server answering garbage instead of HTTP fails the attempt as a connection failure
+    (retried like a reset) rather than escaping as an unknown error."""
+
+    async def garbage(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HELLO THERE\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(garbage, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    async with server, aiohttp.ClientSession() as session:
+        client = ProviderClient(session, f"http://127.0.0.1:{port}")
+        with pytest.raises(ProviderConnectionError, match="malformed HTTP response"):
+            await client.fetch_page("BTC", PageRequest(0, 1_000))
