@@ -7,11 +7,13 @@ with ``event_head``, then replays the buffered events newer than that head. The 
 dispatches committed events, so the snapshot's head is never older than the hub's position:
 nothing is missed, nothing applied twice.
 
-Each message is rendered to protobuf and serialized once, and the same bytes are queued to
-every subscriber. A subscriber's queue conflates live points (:mod:`vwap.conflation`): a live
-point not yet sent is replaced by the newer one of its series, while closed points and
-revisions are all delivered, in order. A subscriber whose closed points and revisions pile up
-beyond ``max_queue`` is cut off rather than slowing others.
+A new subscriber first receives the state's current live point (when the symbol has trades):
+a stream starts from the current value, not from the next trade. Each message is rendered to
+protobuf and serialized once, and the same bytes are queued to every subscriber. A
+subscriber's queue conflates live points (:mod:`vwap.conflation`): a live point not yet sent
+is replaced by the newer one of its series, while closed points and revisions are all
+delivered, in order. A subscriber whose closed points and revisions pile up beyond
+``max_queue`` is cut off rather than slowing others.
 """
 
 from __future__ import annotations
@@ -254,10 +256,15 @@ class LiveHub:
             return
         subscriber.attached[key] = None
         try:
-            subscriber.attached[key] = await self._attach(key, subscriber)
+            tracker = subscriber.attached[key] = await self._attach(key, subscriber)
         except BaseException:
             del subscriber.attached[key]
             raise
+        live = None if tracker.rolling is None else tracker.rolling.live_point()
+        if live is not None:  # the current value first (a queued older one is replaced)
+            seq = max(self.sequence, tracker.loaded_seq)  # the snapshot may be ahead
+            data = message_to_proto(Update(live, False, seq)).SerializeToString()
+            subscriber.offer(data, key)
 
     def _detach(self, tracker: Tracker, subscriber: Subscriber) -> None:
         tracker.subscribers.discard(subscriber)

@@ -103,14 +103,16 @@ async def _read_until(call: Any, last_seq: int) -> list[vwap_pb2.StreamVwapRespo
 async def test_stream_revisions_and_resume_after_processor_restart(
     start_vwap: VwapStarter, processor: FakeProcessor
 ) -> None:
-    """Each correction revises every affected closed point exactly once with exact values;
-    after the processor restarts the follower resumes at the next sequence, missing nothing
-    (live points caught up in a burst may conflate; closed points and revisions never do)."""
+    """Each stream starts from the current value; each correction revises every affected
+    closed point exactly once with exact values; after the processor restarts the follower
+    resumes at the next sequence, missing nothing (live points caught up in a burst may
+    conflate; closed points and revisions never do)."""
     truth: dict[int, Trade] = {}
     history: dict[int, dict[int, Trade]] = {}
     for trade in (_t(1, 1_000, "100"), _t(2, 5_000, "102", "2")):
-        await processor.trade(trade)
+        stored = await processor.trade(trade)
         truth[trade.trade_id] = trade
+        history[stored.sequence] = dict(truth)
     request = _btc_request()
     async with start_vwap() as (running, stub):
         first, second = stub.StreamVwap(request), stub.StreamVwap(request)
@@ -152,7 +154,7 @@ async def test_stream_revisions_and_resume_after_processor_restart(
 
     live = [m.update.sequence for m in messages if _is_live(m)]
     assert live == sorted(set(live))
-    assert set(live) <= set(range(3, last_seq + 1))
+    assert set(live) <= set(range(2, last_seq + 1))
     assert live[-1] == last_seq
     closed: dict[int, tuple[Decimal, Decimal, int]] = {}
     revised: dict[int, list[int]] = {}
@@ -185,7 +187,8 @@ async def test_subscription_snapshot_neither_misses_nor_repeats(
     start_vwap: VwapStarter, processor: FakeProcessor
 ) -> None:
     """An event committed before the subscription's snapshot but streamed after it is counted
-    once (from the snapshot) and not re-applied; later events are applied on top."""
+    once (from the snapshot: the stream's first value, at the snapshot's sequence) and not
+    re-applied; later events are applied on top."""
     await processor.trade(_t(1, 1_000, "100"))
     request = _btc_request()
     async with start_vwap() as (running, stub):
@@ -196,8 +199,16 @@ async def test_subscription_snapshot_neither_misses_nor_repeats(
         last = await processor.trade(_t(3, 3_000, "300"))
         messages = await _read_until(call, last.sequence)
         call.cancel()
-    assert [m.update.sequence for m in messages] == [last.sequence]
-    assert _sums(messages[0].update.point) == (Decimal(600), Decimal(3), 3)
+    *first, final = messages
+    # The current value (conflated away if the next one came before it was sent).
+    assert [(m.update.sequence, _sums(m.update.point)) for m in first] in (
+        [],
+        [(held.sequence, (Decimal(300), Decimal(2), 2))],
+    )
+    assert (final.update.sequence, _sums(final.update.point)) == (
+        last.sequence,
+        (Decimal(600), Decimal(3), 3),
+    )
 
 
 async def test_a_subscriber_leaving_while_another_loads_the_state_is_detached(
@@ -221,6 +232,28 @@ async def test_a_subscriber_leaving_while_another_loads_the_state_is_detached(
         first.cancel()
         await _until(lambda: hub.tracker_count == 0, "the state released")
         assert hub.attachment_count == 0
+
+
+async def test_a_subscriber_joining_a_followed_symbol_starts_from_its_current_value(
+    start_vwap: VwapStarter, processor: FakeProcessor
+) -> None:
+    """A stream joining state another stream already follows gets the current live point
+    first (it used to wait, silent, for the next trade), equal to the other stream's latest."""
+    await processor.trade(_t(1, 1_000, "100"))
+    async with start_vwap() as (running, stub):
+        early = stub.StreamVwap(_btc_request())
+        await _until_loaded(running)
+        second = await processor.trade(_t(2, 2_000, "200", "3"))
+        latest = (await _read_until(early, second.sequence))[-1].update
+        late = stub.StreamVwap(_btc_request())
+        joined = (await asyncio.wait_for(late.read(), timeout=10)).update
+        assert running.hub.tracker_count == 1
+        early.cancel()
+        late.cancel()
+    assert not joined.closed
+    assert joined.sequence == second.sequence
+    assert joined.point == latest.point
+    assert _sums(joined.point) == (Decimal(700), Decimal(4), 2)
 
 
 async def test_all_symbols_stream_picks_up_a_new_symbol(
@@ -450,7 +483,8 @@ async def test_an_event_the_service_cannot_apply_ends_streams_and_drops_cached_p
         after = await stub.GetVwap(request)
         assert after.point.notional == "200"
         again = stub.StreamVwap(_btc_request())
-        await _until_loaded(running)
+        current = (await asyncio.wait_for(again.read(), timeout=10)).update
+        assert (current.point.notional, current.point.trade_count) == ("200", 1)
         await processor.trade(_t(2, 2_000, "300"))
         update = (await asyncio.wait_for(again.read(), timeout=10)).update
         assert (update.point.notional, update.point.trade_count) == ("500", 2)

@@ -96,9 +96,10 @@ class VwapServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def StreamVwap(self, request, context):
-        """StreamVwap streams the live rolling VWAP of each symbol as trades arrive, a closed point at
-        every step boundary, and a revision whenever reconciliation changes a closed point. A symbol
-        with no trades yet is not an error: its stream starts with its first trade (so a misspelt
+        """StreamVwap streams the live rolling VWAP of each symbol as trades arrive (starting with its
+        current value), a closed point at every step boundary, and a revision whenever
+        reconciliation changes a closed point. A symbol with no trades yet is not an error: its
+        stream starts with its first trade (so a misspelt
         symbol stays silent; ListSymbols lists the known ones). Errors: INVALID_ARGUMENT for a
         malformed symbol, a window that is not positive or above 1 day (the live state holds the
         window's trades; GetVwapSeries serves longer windows), or a step outside 1 s .. 1 day;
