@@ -40,6 +40,9 @@ from tradekit.tasks import cancel_and_wait
 
 log = event_logger("processor.relay")
 
+#: How long JetStream remembers a message id to drop a re-published event (``Nats-Msg-Id``).
+DUPLICATE_WINDOW_S = 120.0
+
 
 class RelayError(RuntimeError):
     """The JetStream stream cannot be used for this event log."""
@@ -184,7 +187,8 @@ class NatsRelay:
         config = StreamConfig(
             name=self._stream,
             subjects=[STREAM_SUBJECTS],
-            duplicate_window=120.0,
+            # JetStream refuses a duplicate window longer than the stream keeps messages.
+            duplicate_window=min(DUPLICATE_WINDOW_S, self._max_age_s),
             max_age=self._max_age_s,
         )
         try:

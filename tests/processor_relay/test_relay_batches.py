@@ -55,3 +55,30 @@ async def test_batches_are_confirmed_by_one_ack_unless_the_stream_surprises(
         await nc.close()
     assert seqs == [*range(1, 21), None, *range(21, 31)]
     assert counters.events_published == 30
+
+
+async def test_a_stream_kept_shorter_than_the_duplicate_window_is_created(
+    pool: Pool, database_url: str, nats_url: str, stream_name: str
+) -> None:
+    """NATS_MAX_AGE may be a minute: the relay creates its stream with the duplicate window
+    cut to that age (JetStream refuses a longer one, which stopped every relay start) and
+    publishes."""
+    async with (
+        HeadWatcher(database_url) as watcher,
+        NatsRelay(
+            pool=pool,
+            nats_url=nats_url,
+            stream=stream_name,
+            watcher=watcher,
+            counters=ProcessorCounters(),
+            max_age_s=60.0,
+        ) as relay,
+    ):
+        await append_trade_events(pool, 3)
+        await wait_published(relay, 3)
+    nc = await nats.connect(nats_url)
+    try:
+        info = await nc.jetstream().stream_info(stream_name)
+    finally:
+        await nc.close()
+    assert (info.config.max_age, info.config.duplicate_window) == (60.0, 60.0)
