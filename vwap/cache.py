@@ -49,6 +49,9 @@ class VwapCache:
         self._index: dict[str, _Index] = {}
         self._generation: dict[str, int] = {}
         self._recent: dict[str, deque[_Touched]] = {}
+        #: Per symbol, the keys of unverified entries (few: recent windows), so that a verified
+        #: window does not scan the whole cache.
+        self._unverified: dict[str, set[CacheKey]] = {}
         #: Times everything was forgotten (part of every token: older reads are refused).
         self._forgotten = 0
         self.hits = 0
@@ -104,6 +107,12 @@ class VwapCache:
                 self._unindex(old_key)
         sums = point.sums
         entries[key] = (sums.notional, sums.volume, sums.count, point.verified)
+        if point.verified:
+            unverified = self._unverified.get(symbol)
+            if unverified is not None:
+                unverified.discard(key)
+        else:
+            self._unverified.setdefault(symbol, set()).add(key)
         return True
 
     def _untouched(self, point: VwapPoint, since: int) -> bool:
@@ -128,6 +137,9 @@ class VwapCache:
 
     def _unindex(self, key: CacheKey) -> None:
         symbol, end_ms, window_ms = key
+        unverified = self._unverified.get(symbol)
+        if unverified is not None:
+            unverified.discard(key)
         size = window_ms.bit_length()
         classes = self._index[symbol]
         buckets = classes[size]
@@ -176,10 +188,6 @@ class VwapCache:
     def invalidate_verified(self, symbol: str, until_ms: int) -> None:
         """Drop the unverified entries of ``symbol`` ending at or before ``until_ms``."""
         self._invalidated(symbol, (None, until_ms))
-        doomed = [
-            key
-            for key, entry in self._entries.items()
-            if key[0] == symbol and not entry[3] and key[1] <= until_ms
-        ]
+        doomed = [key for key in self._unverified.get(symbol, ()) if key[1] <= until_ms]
         for key in doomed:
             self._drop(key)

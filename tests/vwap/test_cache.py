@@ -56,10 +56,13 @@ def test_verified_window_drops_unverified_entries_up_to_its_end() -> None:
     cache.put(_point(10, 5), 0)
     cache.put(_point(30, 5), 0)
     cache.put(_point(8, 5, verified=True), 0)
+    cache.put(_point(12, 5), 0)
+    cache.put(_point(12, 5, verified=True), 0)  # read again once verified
     cache.invalidate_verified("BTC", 20)
     assert cache.get(("BTC", 10, 5)) is None
     assert cache.get(("BTC", 30, 5)) is not None
     assert cache.get(("BTC", 8, 5)) is not None
+    assert cache.get(("BTC", 12, 5)) is not None
 
 
 def test_cache_is_bounded_least_recently_used_first() -> None:
@@ -80,39 +83,52 @@ def test_cache_is_bounded_least_recently_used_first() -> None:
 @given(
     st.lists(
         st.tuples(
-            st.sampled_from(["put", "put", "put", "time", "get"]),
+            st.sampled_from(["put", "put", "put", "time", "get", "verified"]),
             st.sampled_from(["BTC", "ETH"]),
-            st.integers(-(2**20), 2**20),
-            st.integers(1, 2**18),
+            # wide, to spread over the index's classes; a few values, to hit the same keys
+            st.one_of(st.integers(-(2**20), 2**20), st.sampled_from([-3, 5, 9])),
+            st.one_of(st.integers(1, 2**18), st.sampled_from([1, 4, 12])),
+            st.booleans(),
         ),
         max_size=120,
     ),
     st.integers(1, 40),
 )
 def test_the_index_matches_a_brute_force_model(
-    steps: list[tuple[str, str, int, int]], capacity: int
+    steps: list[tuple[str, str, int, int, bool]], capacity: int
 ) -> None:
-    """Any sequence of puts, gets and time invalidations leaves exactly the model's entries."""
+    """Any sequence of puts (verified or not, a key put again may flip), gets, time and
+    verified-window invalidations leaves exactly the model's entries."""
     cache = VwapCache(max_entries=capacity)
-    model: dict[tuple[str, int, int], None] = {}  # insertion-ordered LRU
-    for action, symbol, at, window in steps:
+    model: dict[tuple[str, int, int], bool] = {}  # insertion-ordered LRU: key -> verified
+    for action, symbol, at, window, verified in steps:
         key = (symbol, at, window)
         if action == "put":
-            assert cache.put(_point(at, window, symbol=symbol), cache.token(symbol))
+            point = _point(at, window, symbol=symbol, verified=verified)
+            assert cache.put(point, cache.token(symbol))
             model.pop(key, None)
-            model[key] = None
+            model[key] = verified
             while len(model) > capacity:
                 del model[next(iter(model))]
         elif action == "get":
             assert (cache.get(key) is not None) == (key in model)
             if key in model:
-                del model[key]
-                model[key] = None
-        else:
+                model[key] = model.pop(key)
+        elif action == "time":
             cache.invalidate_time(symbol, at)
-            model = {k: None for k in model if not (k[0] == symbol and k[1] - k[2] <= at < k[1])}
+            model = {
+                k: v for k, v in model.items() if not (k[0] == symbol and k[1] - k[2] <= at < k[1])
+            }
+        else:
+            cache.invalidate_verified(symbol, at)
+            model = {
+                k: v for k, v in model.items() if not (k[0] == symbol and not v and k[1] <= at)
+            }
     assert len(cache) == len(model)
-    assert all(cache.get(k) is not None for k in list(model))
+    for k, v in list(model.items()):
+        got = cache.get(k)
+        assert got is not None
+        assert got.verified == v
 
 
 def test_a_cached_point_comes_back_equal() -> None:
