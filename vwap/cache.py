@@ -81,7 +81,7 @@ class VwapCache:
         symbol = point.symbol
         if self._max <= 0:
             return False
-        since = self.token(symbol) - token
+        since = self._forgotten + self._generation.get(symbol, 0) - token
         if since and not self._untouched(point, since):
             return False
         key = (symbol, point.end_ms, point.window_ms)
@@ -107,12 +107,14 @@ class VwapCache:
                 self._unindex(old_key)
         sums = point.sums
         entries[key] = (sums.notional, sums.volume, sums.count, point.verified)
+        unverified = self._unverified.get(symbol)
         if point.verified:
-            unverified = self._unverified.get(symbol)
             if unverified is not None:
                 unverified.discard(key)
+        elif unverified is None:
+            self._unverified[symbol] = {key}
         else:
-            self._unverified.setdefault(symbol, set()).add(key)
+            unverified.add(key)
         return True
 
     def _untouched(self, point: VwapPoint, since: int) -> bool:
