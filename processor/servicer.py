@@ -69,6 +69,13 @@ class ProcessorServicer(processor_pb2_grpc.ProcessorServiceServicer):
             symbols = sorted({symbol_from_proto(s) for s in request.symbols})
         except WireError as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"symbols: {exc}")
+        unknown = await self._reconciler.unknown(symbols)
+        if unknown:
+            await context.abort(
+                grpc.StatusCode.NOT_FOUND,
+                f"{', '.join(unknown)} not ingested or reconciled here, so no events (SYMBOLS:"
+                f" {', '.join(self._reconciler.symbols)}; a Backfill of it would start them)",
+            )
         async for event in follow_events(
             self._pool,
             self._watcher,

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import AsyncExitStack
 from types import TracebackType
 
@@ -251,6 +251,15 @@ class Reconciler:
     def symbols(self) -> tuple[str, ...]:
         """The symbols reconciled every turn (SYMBOLS)."""
         return self._symbols
+
+    async def unknown(self, symbols: Iterable[str]) -> list[str]:
+        """Those of ``symbols`` this processor has nothing about: outside SYMBOLS and without
+        reconciliation state (a Backfill creates it)."""
+        others = [s for s in symbols if s not in self._symbols]
+        if not others:
+            return []
+        async with self._pool.connection() as conn:
+            return [s for s in others if await storage.verified_range(conn, s) is None]
 
     async def coverage(self, symbol: str, window: TimeWindow) -> Coverage:
         """Coverage entries of ``symbol`` overlapping ``window`` and its verified range;

@@ -172,6 +172,21 @@ async def test_coverage_of_a_symbol_never_reconciled_here_is_not_found(stack: St
     assert known.verified_from.ToMilliseconds() <= known.verified_until.ToMilliseconds()
 
 
+async def test_stream_events_of_a_symbol_never_reconciled_here_is_not_found(stack: Stack) -> None:
+    """A filter naming a symbol outside SYMBOLS that was never backfilled is NOT_FOUND naming
+    it and SYMBOLS (it used to be an open stream that never delivers anything)."""
+    async with grpc.aio.insecure_channel(stack.processor.address) as channel:
+        stub = processor_pb2_grpc.ProcessorServiceStub(channel)
+        call = stub.StreamEvents(processor_pb2.StreamEventsRequest(symbols=["BTC", "DOGE"]))
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await call.read()
+    assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+    details = caught.value.details() or ""
+    assert "DOGE not ingested or reconciled here" in details
+    assert "BTC," not in details.split("(")[0]
+    assert "SYMBOLS: BTC" in details
+
+
 async def test_bad_stream_request_is_invalid_argument(stack: Stack) -> None:
     """A malformed symbol filter is refused with a message naming the field."""
     async with grpc.aio.insecure_channel(stack.processor.address) as channel:

@@ -66,6 +66,8 @@ class ProcessorServiceServicer:
     def StreamEvents(self, request, context):
         """StreamEvents replays the event log from from_sequence and then continues live, with no gap
         and no duplicate at the hand-off. Resume after a disconnect with the last sequence seen + 1.
+        Errors: INVALID_ARGUMENT for a malformed symbol; NOT_FOUND for a symbol outside SYMBOLS
+        that was never backfilled (it has no events and will not get any).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
