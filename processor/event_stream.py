@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Sequence
 
-from processor.db import Pool
+from processor.db import RPC_CONNECTION_WAIT_S, Pool
 from processor.event_log import LoggedEvent, head_sequence, read_events
 from processor.head_watch import HeadWatcher
 
@@ -30,7 +30,7 @@ async def follow_events(
     ``stopping`` is set; replay first, then live."""
     cursor = max(from_seq, 1)
     while not stopping.is_set():
-        async with pool.connection() as conn:
+        async with pool.connection(timeout=RPC_CONNECTION_WAIT_S) as conn:
             head = await head_sequence(conn)
             events = await read_events(
                 conn, from_seq=cursor, symbols=symbols, limit=batch, through_seq=head

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, NoReturn
 
 import grpc
+import psycopg
 from trading.v1 import processor_pb2, processor_pb2_grpc
 
 from processor.db import Pool
@@ -23,6 +24,7 @@ from processor.reconcile.errors import (
 from processor.reconcile.scheduler import Reconciler
 from processor.stats import ProcessorCounters
 from tradekit.domain import TimeWindow
+from tradekit.logs import event_logger
 from tradekit.wire import (
     WireError,
     symbol_from_proto,
@@ -30,6 +32,8 @@ from tradekit.wire import (
     window_from_request,
     window_to_proto,
 )
+
+log = event_logger("processor.servicer")
 
 _STATES = {
     "live": processor_pb2.WINDOW_STATE_LIVE,
@@ -69,25 +73,33 @@ class ProcessorServicer(processor_pb2_grpc.ProcessorServiceServicer):
             symbols = sorted({symbol_from_proto(s) for s in request.symbols})
         except WireError as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"symbols: {exc}")
-        unknown = await self._reconciler.unknown(symbols)
+        try:
+            unknown = await self._reconciler.unknown(symbols)
+        except psycopg.OperationalError as exc:
+            await _store_away(context, exc, "retry")
         if unknown:
             await context.abort(
                 grpc.StatusCode.NOT_FOUND,
                 f"{', '.join(unknown)} not ingested or reconciled here, so no events (SYMBOLS:"
                 f" {', '.join(self._reconciler.symbols)}; a Backfill of it would start them)",
             )
-        async for event in follow_events(
-            self._pool,
-            self._watcher,
-            from_seq=request.from_sequence,
-            symbols=symbols,
-            stopping=self._stopping,
-        ):
-            yield processor_pb2.StreamEventsResponse(
-                event=wrap_event(
-                    event.seq, event.symbol, event.type_name, event.payload, event.created_ms
+        next_seq = request.from_sequence
+        try:
+            async for event in follow_events(
+                self._pool,
+                self._watcher,
+                from_seq=request.from_sequence,
+                symbols=symbols,
+                stopping=self._stopping,
+            ):
+                yield processor_pb2.StreamEventsResponse(
+                    event=wrap_event(
+                        event.seq, event.symbol, event.type_name, event.payload, event.created_ms
+                    )
                 )
-            )
+                next_seq = event.seq + 1
+        except psycopg.OperationalError as exc:
+            await _store_away(context, exc, f"resume with from_sequence {next_seq}")
 
     async def GetProcessorStats(
         self,
@@ -112,6 +124,8 @@ class ProcessorServicer(processor_pb2_grpc.ProcessorServiceServicer):
             found = await self._reconciler.coverage(symbol, window)
         except RangeTooLarge as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        except psycopg.OperationalError as exc:
+            await _store_away(context, exc, "retry")
         if found.verified is None and symbol not in self._reconciler.symbols:
             await context.abort(
                 grpc.StatusCode.NOT_FOUND,
@@ -162,6 +176,17 @@ class ProcessorServicer(processor_pb2_grpc.ProcessorServiceServicer):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         except ReconcileError as exc:
             await context.abort(grpc.StatusCode.UNAVAILABLE, f"{exc}; retry the backfill")
+        except psycopg.OperationalError as exc:
+            await _store_away(context, exc, "retry the backfill")
+
+
+async def _store_away(
+    context: grpc.aio.ServicerContext[Any, Any], exc: psycopg.OperationalError, then: str
+) -> NoReturn:
+    """UNAVAILABLE for a database that is away (connection lost, pool timed out): the call
+    can be repeated once it is back; it used to reach the client as UNKNOWN."""
+    log.warning("store_unavailable", error=repr(exc))
+    await context.abort(grpc.StatusCode.UNAVAILABLE, f"the trade store is unavailable; {then}")
 
 
 async def _symbol_and_window(

@@ -25,7 +25,7 @@ from types import TracebackType
 
 import psycopg
 
-from processor.db import Pool
+from processor.db import RPC_CONNECTION_WAIT_S, Pool
 from processor.reconcile import storage
 from processor.reconcile.apply import WindowResult, verify_window
 from processor.reconcile.backfill import BackfillProgress, backfill, check_window_count
@@ -258,12 +258,12 @@ class Reconciler:
         others = [s for s in symbols if s not in self._symbols]
         if not others:
             return []
-        async with self._pool.connection() as conn:
+        async with self._pool.connection(timeout=RPC_CONNECTION_WAIT_S) as conn:
             return [s for s in others if await storage.verified_range(conn, s) is None]
 
     async def coverage(self, symbol: str, window: TimeWindow) -> Coverage:
         """Coverage entries of ``symbol`` overlapping ``window`` and its verified range;
         RangeTooLarge when the window covers more ledger windows than one answer may hold."""
         check_window_count(window.start_ms, window.end_ms, self._config)
-        async with self._pool.connection() as conn:
+        async with self._pool.connection(timeout=RPC_CONNECTION_WAIT_S) as conn:
             return await coverage(conn, symbol, window, now_ms=self._clock())

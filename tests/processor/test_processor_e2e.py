@@ -4,8 +4,10 @@ converges exactly to the ground truth, events are gap-free and resumable, NATS h
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 from collections.abc import AsyncIterator
+from typing import Any
 
 import grpc
 import psycopg
@@ -185,6 +187,72 @@ async def test_stream_events_of_a_symbol_never_reconciled_here_is_not_found(stac
     assert "DOGE not ingested or reconciled here" in details
     assert "BTC," not in details.split("(")[0]
     assert "SYMBOLS: BTC" in details
+
+
+@contextlib.asynccontextmanager
+async def database_away(database_url: str) -> AsyncIterator[None]:
+    """The processor's database refuses connections and its open ones are cut, until exit."""
+    name = psycopg.conninfo.conninfo_to_dict(database_url)["dbname"]
+    admin = psycopg.conninfo.make_conninfo(database_url, dbname="postgres")
+    async with await psycopg.AsyncConnection.connect(admin, autocommit=True) as conn:
+        await conn.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+        try:
+            await conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
+                (name,),
+            )
+            yield
+        finally:
+            await conn.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+
+
+async def _read_until_error(
+    call: grpc.aio.UnaryStreamCall[Any, Any], seen: list[int]
+) -> grpc.StatusCode | None:
+    """Read a StreamEvents ``call`` to its end, appending sequences to ``seen``; the status it
+    ended with (None: it ended OK)."""
+    try:
+        while (response := await call.read()) is not grpc.aio.EOF:
+            seen.append(response.event.sequence)
+    except grpc.aio.AioRpcError as exc:
+        return exc.code()
+    return None
+
+
+async def test_a_database_outage_is_unavailable_with_where_to_resume(stack: Stack) -> None:
+    """With the database away, StreamEvents ends with UNAVAILABLE naming the sequence to resume
+    from and GetCoverage is UNAVAILABLE, each within seconds (they reached clients as UNKNOWN
+    after the pool's 30 s); once the database is back, the resumed stream has no gap."""
+    await asyncio.sleep(2)
+    t = 1_700_000_000_000
+    coverage = processor_pb2.GetCoverageRequest(
+        symbol="BTC", start_time=timestamp_from_ms(t), end_time=timestamp_from_ms(t + 60_000)
+    )
+    async with grpc.aio.insecure_channel(stack.processor.address) as channel:
+        stub = processor_pb2_grpc.ProcessorServiceStub(channel)
+        call = stub.StreamEvents(processor_pb2.StreamEventsRequest(), timeout=90)
+        seen = [(await call.read()).event.sequence]
+        async with database_away(stack.database_url):
+            ended = await _read_until_error(call, seen)
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await stub.GetCoverage(coverage, timeout=60)
+        failed_resumes = []
+        for _ in range(60):  # as a client does: UNAVAILABLE means try again
+            try:
+                resumed = await _collect(stub, seen[-1] + 1, 5)
+                break
+            except grpc.aio.AioRpcError as exc:
+                failed_resumes.append(exc.code())
+                await asyncio.sleep(0.5)
+    assert ended == grpc.StatusCode.UNAVAILABLE
+    assert await call.details() == (
+        f"the trade store is unavailable; resume with from_sequence {seen[-1] + 1}"
+    )
+    assert seen == list(range(1, len(seen) + 1))
+    assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert refused.value.details() == "the trade store is unavailable; retry"
+    assert set(failed_resumes) <= {grpc.StatusCode.UNAVAILABLE}
+    assert [e.sequence for e in resumed] == list(range(seen[-1] + 1, seen[-1] + 6))
 
 
 async def test_bad_stream_request_is_invalid_argument(stack: Stack) -> None:
