@@ -17,8 +17,9 @@ class ReconcileConfig:
     interval_ms: int = 5_000
     #: Windows fetched and applied at the same time (all symbols together).
     concurrency: int = 4
-    #: Deadline of one FetchTrades call (one window).
-    fetch_deadline_ms: int = 60_000
+    #: Longest wait for the next message of a FetchTrades stream (a window's pages arrive one
+    #: after another; the call as a whole has no deadline, so a busy window can finish).
+    page_wait_ms: int = 60_000
     #: Most windows planned per symbol and loop turn (bounds catch-up batches).
     max_windows_per_tick: int = 64
     #: Attempts per window in a backfill before it fails with WindowFetchFailed.
@@ -30,8 +31,8 @@ class ReconcileConfig:
     def __post_init__(self) -> None:
         if self.window_ms < 1:
             raise ValueError("window_ms must be at least 1")
-        if self.settle_ms < 0 or self.interval_ms < 1 or self.fetch_deadline_ms < 1:
-            raise ValueError("settle_ms must be >= 0, interval_ms and fetch_deadline_ms >= 1")
+        if self.settle_ms < 0 or self.interval_ms < 1 or self.page_wait_ms < 1:
+            raise ValueError("settle_ms must be >= 0, interval_ms and page_wait_ms >= 1")
         if self.concurrency < 1 or self.max_windows_per_tick < 1:
             raise ValueError("concurrency and max_windows_per_tick must be at least 1")
         if self.backfill_attempts < 1 or self.max_backfill_windows < 1:

@@ -1,12 +1,16 @@
 """Fetch one window of REST's trades through ``ProxyService.FetchTrades``.
 
-The proxy retries the provider until the window is complete; this client collects the pages,
+The proxy retries the provider until the window is complete and streams each page as it
+arrives; this client collects the pages, waits at most ``page_wait_ms`` for each message (a
+window's pages come one after another, so a busy window takes longer than any fixed total
+deadline: a total of 60 s never let a window of ~8,000 trades from a flaky provider finish),
 checks the final ``WindowComplete.total_trades`` against what arrived and that every trade
 belongs to the window, and maps gRPC status codes onto :mod:`processor.reconcile.errors`.
 """
 
 from __future__ import annotations
 
+import asyncio
 from types import TracebackType
 
 import grpc
@@ -48,9 +52,9 @@ def _check(symbol: str, window: TimeWindow, trades: list[Trade], total: int) -> 
 class ProxyClient:
     """A channel to the proxy; ``async with ProxyClient(address=...) as client``."""
 
-    def __init__(self, *, address: str, deadline_ms: int = 60_000) -> None:
+    def __init__(self, *, address: str, page_wait_ms: int = 60_000) -> None:
         self._address = address
-        self._deadline_s = deadline_ms / 1000
+        self._page_wait_s = page_wait_ms / 1000
         self._channel: grpc.aio.Channel | None = None
 
     async def __aenter__(self) -> ProxyClient:
@@ -82,9 +86,19 @@ class ProxyClient:
             end_time=timestamp_from_ms(window.end_ms),
         )
         trades: list[Trade] = []
+        call = stub.FetchTrades(request)
         try:
-            call = stub.FetchTrades(request, timeout=self._deadline_s)
-            async for response in call:
+            while True:
+                try:
+                    async with asyncio.timeout(self._page_wait_s):
+                        response = await call.read()
+                except TimeoutError:
+                    raise WindowFetchFailed(
+                        f"{symbol} {window}: no page from the proxy for {self._page_wait_s:g} s"
+                        f" ({len(trades)} trades so far)"
+                    ) from None
+                if response is grpc.aio.EOF:  # type: ignore[attr-defined]
+                    break
                 if response.HasField("page"):
                     trades.extend(trade_from_proto(t) for t in response.page.trades)
                 elif response.HasField("complete"):
@@ -98,4 +112,6 @@ class ProxyClient:
             raise WindowFetchFailed(f"{symbol} {window}: {code.name}: {details}") from exc
         except WireError as exc:
             raise InvalidWindow(f"{symbol} {window}: proxy sent a bad trade: {exc}") from exc
+        finally:
+            call.cancel()  # a no-op once the call ended; stops the proxy's work otherwise
         raise IncompleteWindow(f"{symbol} {window}: stream ended without WindowComplete")

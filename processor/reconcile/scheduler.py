@@ -79,7 +79,7 @@ class Reconciler:
         self._config = config
         self._timescale = storage_mode_timescale
         self._clock = clock
-        self._client = ProxyClient(address=proxy_address, deadline_ms=config.fetch_deadline_ms)
+        self._client = ProxyClient(address=proxy_address, page_wait_ms=config.page_wait_ms)
         self._stack: AsyncExitStack | None = None
         self._loop_task: asyncio.Task[None] | None = None
         self._fetch_slots = asyncio.Semaphore(config.concurrency)

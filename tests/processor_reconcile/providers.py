@@ -15,7 +15,7 @@ from proxy.app import run_proxy
 from proxy.config import load_config
 from simulator.app import RunningSimulator, run_simulator
 from simulator.config import SimConfig
-from simulator.profiles import get_profile
+from simulator.profiles import RestFaultRates, get_profile
 from simulator.tape import TapeParams
 from tests.provider_support import FAST_PROXY_ENV, SkipClock
 from tradekit.domain import Trade
@@ -49,9 +49,14 @@ class Provider:
 
 @asynccontextmanager
 async def hostile_provider(
-    *, history_ms: int = 20_000, seed: int = 7, tape: TapeParams | None = None
+    *,
+    history_ms: int = 20_000,
+    seed: int = 7,
+    tape: TapeParams | None = None,
+    rest: RestFaultRates = FAST_HOSTILE_REST,
 ) -> AsyncIterator[Provider]:
-    """Simulator (hostile REST, fast latencies, 200 ms REST lag) behind a real proxy."""
+    """Simulator (hostile WebSocket; REST ``rest``, by default hostile with fast latencies;
+    200 ms REST lag) behind a real proxy."""
     clock = SkipClock()
     config = SimConfig.for_profile(
         "hostile",
@@ -59,7 +64,7 @@ async def hostile_provider(
         seed=seed,
         tickers=("BTC",),
         tape=tape or TapeParams(rate=30.0, cluster_rate=0.2),
-        rest_faults=FAST_HOSTILE_REST,
+        rest_faults=rest,
         rest_lag_ms=200,
         shutdown_timeout_s=0.1,
     )

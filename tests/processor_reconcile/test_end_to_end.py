@@ -27,9 +27,7 @@ from tests.processor_reconcile.providers import Provider, hostile_provider
 from tradekit.domain import TimeWindow, Trade
 from tradekit.wire import MIN_TIMESTAMP_MS
 
-CONFIG = ReconcileConfig(
-    window_ms=2_000, settle_ms=1_000, interval_ms=100, fetch_deadline_ms=20_000
-)
+CONFIG = ReconcileConfig(window_ms=2_000, settle_ms=1_000, interval_ms=100, page_wait_ms=20_000)
 
 
 def _reconciler(
