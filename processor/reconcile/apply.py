@@ -2,8 +2,10 @@
 
 The transaction, in order:
 
-1. lock the symbol's row (``symbols ... FOR UPDATE``): windows of one symbol apply one at a time;
-   then the symbol's trades lock (``trade_lock``), shared with the ingest writer;
+1. lock the symbol's row (``symbols ... FOR NO KEY UPDATE``): windows of one symbol apply one
+   at a time (a lock that still lets the planner insert the symbol's ledger rows: their
+   foreign-key check takes FOR KEY SHARE, which FOR UPDATE blocked into a deadlock); then
+   the symbol's trades lock (``trade_lock``), shared with the ingest writer;
 2. read the window's stored trades, plus stored copies of REST's missing trade ids that sit at a
    time outside the window (a trade stored with a wrong time is one UPDATED correction, moved
    into this window, not an insert here and a delete elsewhere);

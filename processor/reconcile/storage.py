@@ -58,7 +58,7 @@ async def ensure_symbol(conn: Connection, symbol: str, verified_until_ms: int) -
 async def verified_until(conn: Connection, symbol: str, *, lock: bool = False) -> int | None:
     """The symbol's watermark (None without a row); ``lock`` takes the row lock."""
     query = "SELECT verified_until FROM symbols WHERE symbol = %s"
-    cur = await conn.execute(query + (" FOR UPDATE" if lock else ""), (symbol,))
+    cur = await conn.execute(query + (" FOR NO KEY UPDATE" if lock else ""), (symbol,))
     row = await cur.fetchone()
     return None if row is None else to_ms(row[0])
 
@@ -77,7 +77,7 @@ async def verified_range(
 ) -> VerifiedRange | None:
     """The symbol's verified range (None without a row); ``lock`` takes the row lock."""
     query = "SELECT verified_until, verified_from FROM symbols WHERE symbol = %s"
-    cur = await conn.execute(query + (" FOR UPDATE" if lock else ""), (symbol,))
+    cur = await conn.execute(query + (" FOR NO KEY UPDATE" if lock else ""), (symbol,))
     row = await cur.fetchone()
     if row is None:
         return None

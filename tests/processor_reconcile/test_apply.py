@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from decimal import Decimal
 
@@ -13,7 +14,7 @@ from processor.event_log import read_events
 from processor.ingest.records import Received
 from processor.ingest.storage import write_batch
 from processor.reconcile import storage
-from processor.reconcile.apply import verify_window
+from processor.reconcile.apply import verify_window, verify_window_in
 from processor.reconcile.errors import UnknownSymbolRow
 from processor.schema import migrate
 from processor.stats import ProcessorCounters
@@ -190,6 +191,33 @@ async def test_a_feed_trade_stored_ahead_of_the_watermark_reopens_its_window(poo
             (storage.to_dt(later.start_ms),),
         )
         assert await cur.fetchone() == ("verified", 1)
+
+
+async def test_a_verification_and_the_planner_on_the_same_window_do_not_deadlock(
+    pool: Pool,
+) -> None:
+    """A verification (a Backfill of a recent window) holding the symbol's lock while the
+    planner records the same window pending: both commit. With FOR UPDATE the planner's
+    foreign-key check waited on the symbol row while the verification waited on the planner's
+    ledger row, and PostgreSQL aborted one of them."""
+    locked = asyncio.Event()
+
+    async def verification() -> None:
+        async with pool.connection() as conn, conn.transaction():
+            await storage.verified_range(conn, "BTC", lock=True)
+            locked.set()
+            await asyncio.sleep(0.3)  # the planner's insert is under way meanwhile
+            await verify_window_in(conn, "BTC", W, REST, timescale=False)
+
+    async def planner() -> None:
+        await locked.wait()
+        async with pool.connection() as conn, conn.transaction():
+            await storage.mark_pending(conn, "BTC", [W])
+
+    async with asyncio.timeout(20):
+        await asyncio.gather(verification(), planner())
+    async with pool.connection() as conn:
+        assert same(await stored(conn, "BTC"), REST)
 
 
 async def test_timescale_flag_queues_changed_windows_only(pool: Pool) -> None:
