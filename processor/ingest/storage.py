@@ -15,7 +15,7 @@ reconciler has refreshed them (see ``vwap.storage``).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
@@ -66,6 +66,23 @@ SELECT * FROM unnest(%s::timestamptz[], %s::text[], %s::text[])
 """
 
 QUEUE_REFRESH_SQL = "INSERT INTO aggregate_refresh_queue (start_ts, end_ts) VALUES (%s, %s)"
+
+#: The finest aggregate's bucket width (TimescaleDB mode): a refresh policy materialises whole
+#: buckets only.
+FINEST_BUCKET_MS = 10_000
+#: Longest expected time from the staleness check (made once the trades lock is held) to the
+#: batch's COMMIT; a policy refresh within it must not miss a trade of the batch unqueued.
+COMMIT_MARGIN_MS = 5_000
+
+
+def materialised_cutoff(now_ms: int, lag_ms: int) -> int:
+    """Trades before this instant may lie in a bucket a refresh policy (``end_offset`` of
+    ``lag_ms``) materialises before the batch commits, by ``now_ms + COMMIT_MARGIN_MS``: their
+    finest bucket ends at or before ``now + margin - lag``. Later trades' buckets cannot be
+    materialised by then, so the policy will include them (pure)."""
+    edge = now_ms + COMMIT_MARGIN_MS - lag_ms
+    return edge - edge % FINEST_BUCKET_MS
+
 
 INSERT_GAPS_SQL = """
 INSERT INTO feed_gaps (start_ts, end_ts, reason)
@@ -202,12 +219,13 @@ async def write_batch(
     quarantined: Sequence[Quarantined],
     gaps: Sequence[Gap],
     *,
-    stale_before_ms: int | None = None,
+    stale_before: Callable[[], int] | None = None,
     key: BatchKey | None = None,
 ) -> BatchResult:
     """Write one batch in one transaction; every trade really inserted gets one event. Inserted
-    trades older than ``stale_before_ms`` (TimescaleDB mode; None: plain) have their range
-    queued for an aggregate refresh. With ``key``, the batch's counts are recorded as its
+    trades older than ``stale_before()`` (TimescaleDB mode, asked once the trades lock is held,
+    see :func:`materialised_cutoff`; None: plain) have their range queued for an aggregate
+    refresh. With ``key``, the batch's counts are recorded as its
     writer's last commit."""
     trades, repeated = unique_trades(received)
     inserted: list[Received] = []
@@ -243,8 +261,9 @@ async def write_batch(
                     [g.reason for g in gaps],
                 ),
             )
-        if stale_before_ms is not None:
-            late = [t.trade.ts_ms for t in inserted if t.trade.ts_ms < stale_before_ms]
+        if stale_before is not None and inserted:
+            cutoff = stale_before()
+            late = [t.trade.ts_ms for t in inserted if t.trade.ts_ms < cutoff]
             if late:
                 await cur.execute(
                     QUEUE_REFRESH_SQL,

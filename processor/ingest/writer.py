@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import random
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import psycopg
 
@@ -26,7 +26,13 @@ from processor.db import Connection, Pool
 from processor.ingest.backoff import Backoff
 from processor.ingest.feed import Clock, wall_clock_ms
 from processor.ingest.records import Gap, Quarantined, Received, Record
-from processor.ingest.storage import BatchCounts, BatchKey, committed_counts, write_batch
+from processor.ingest.storage import (
+    BatchCounts,
+    BatchKey,
+    committed_counts,
+    materialised_cutoff,
+    write_batch,
+)
 from processor.stats import ProcessorCounters
 from tradekit.logs import event_logger
 from tradekit.money import to_text
@@ -72,7 +78,11 @@ class BatchWriter:
         clock_ms: Clock = wall_clock_ms,
     ) -> None:
         self._pool = pool
-        self._materialised_lag_ms = materialised_lag_ms
+        self._stale_before: Callable[[], int] | None = (
+            None
+            if materialised_lag_ms is None
+            else lambda: materialised_cutoff(clock_ms(), materialised_lag_ms)
+        )
         self._clock_ms = clock_ms
         self._counters = counters
         self._batch_size = batch_size
@@ -171,8 +181,7 @@ class BatchWriter:
         connection_lost = False
         while True:
             try:
-                lag = self._materialised_lag_ms
-                stale_before = None if lag is None else self._clock_ms() - lag
+                stale_before = self._stale_before
                 async with self._pool.connection() as conn:
                     if connection_lost:
                         counts = await self._write_again(
@@ -180,7 +189,7 @@ class BatchWriter:
                         )
                     else:
                         result = await write_batch(
-                            conn, received, quarantined, gaps, stale_before_ms=stale_before, key=key
+                            conn, received, quarantined, gaps, stale_before=stale_before, key=key
                         )
                         counts = result.counts()
             except psycopg.OperationalError as exc:
@@ -202,7 +211,7 @@ class BatchWriter:
         received: Sequence[Received],
         quarantined: Sequence[Quarantined],
         gaps: Sequence[Gap],
-        stale_before: int | None,
+        stale_before: Callable[[], int] | None,
     ) -> BatchCounts:
         """Write a batch whose earlier attempt lost its connection, unless that attempt committed
         (then its recorded counts)."""
@@ -212,7 +221,7 @@ class BatchWriter:
                 log.info("batch_already_committed", batch=key.number, inserted=landed.inserted)
                 return landed
             result = await write_batch(
-                conn, received, quarantined, gaps, stale_before_ms=stale_before, key=key
+                conn, received, quarantined, gaps, stale_before=stale_before, key=key
             )
             return result.counts()
 

@@ -10,16 +10,21 @@ from typing import Any
 
 import psycopg
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from processor.db import Pool
 from processor.ingest import writer as writer_module
 from processor.ingest.records import Gap, Quarantined, Received, Record
 from processor.ingest.storage import (
+    COMMIT_MARGIN_MS,
+    FINEST_BUCKET_MS,
     BatchCounts,
     BatchKey,
     BatchResult,
     committed_counts,
     datetime_from_ms,
+    materialised_cutoff,
     ms_from_datetime,
     write_batch,
 )
@@ -260,10 +265,12 @@ async def _queued_refreshes(pool: Pool) -> list[tuple[int, int]]:
 
 
 async def test_late_trades_queue_their_range_for_an_aggregate_refresh(pool: Pool) -> None:
-    """TimescaleDB mode: trades stored later than the materialisation lag have their span
-    queued with them (readers then sum those buckets from trades); fresh trades and repeats
-    queue nothing; plain mode never queues."""
-    now = T0 + 60_000
+    """TimescaleDB mode: trades whose 10-second bucket a refresh policy (10 s end_offset) may
+    materialise before the batch commits have their span queued with them (readers then sum
+    those buckets from trades); later trades, repeats and plain mode queue nothing. At
+    T0 + 69 s a policy run one second later materialises [T0 + 50 s, T0 + 60 s), so its trade
+    9.5 s old is queued (a cutoff of 10 s before now left it out)."""
+    now = T0 + 69_000
     w = BatchWriter(
         pool,
         ProcessorCounters(),
@@ -273,16 +280,32 @@ async def test_late_trades_queue_their_range_for_an_aggregate_refresh(pool: Pool
         materialised_lag_ms=10_000,
         clock_ms=lambda: now,
     )
-    late = [trade(1, ts=now - 45_000), trade(2, symbol="ETH", ts=now - 10_001)]
-    fresh = [trade(3, ts=now - 9_999), trade(4, ts=now)]
+    late = [trade(1, ts=now - 45_000), trade(2, symbol="ETH", ts=T0 + 59_999)]
+    fresh = [trade(3, ts=T0 + 60_000), trade(4, ts=now)]
     await run_until_flushed(w, [Received(t, now) for t in (*late, *fresh)])
-    assert await _queued_refreshes(pool) == [(now - 45_000, now - 10_000)]
+    assert await _queued_refreshes(pool) == [(now - 45_000, T0 + 60_000)]
     await run_until_flushed(w, [Received(t, now) for t in (*late, *fresh)])  # all repeats
     assert len(await _queued_refreshes(pool)) == 1
     plain = writer(pool, ProcessorCounters())
     await run_until_flushed(plain, [Received(trade(5, ts=now - 45_000), now)])
     assert len(await _queued_refreshes(pool)) == 1
     assert await count(pool, "trades") == 5
+
+
+@given(
+    now=st.integers(min_value=0, max_value=10**13),
+    ts=st.integers(min_value=0, max_value=10**13),
+    lag=st.sampled_from([0, 10_000, 60_000]),
+)
+def test_materialised_cutoff_splits_trades_at_what_a_refresh_can_reach(
+    now: int, ts: int, lag: int
+) -> None:
+    """A trade before the cutoff has its bucket materialisable by now + the commit margin
+    (bucket end + lag <= now + margin); one at or after it has not (so no needless queueing
+    and, more importantly, no trade a policy refresh reaches before the commit left out)."""
+    bucket_end = ts - ts % FINEST_BUCKET_MS + FINEST_BUCKET_MS
+    reachable = bucket_end + lag <= now + COMMIT_MARGIN_MS
+    assert (ts < materialised_cutoff(now, lag)) == reachable
 
 
 def _losing_connection(
