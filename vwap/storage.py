@@ -40,6 +40,11 @@ T = TypeVar("T")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
+#: Longest wait of a request for a pooled connection: with the database away a call ends
+#: UNAVAILABLE after this (psycopg_pool's default is 30 s).
+CONNECTION_WAIT_S = 5.0
+
+
 def open_pool(conninfo: str, *, min_size: int = 2, max_size: int = 20) -> Pool:
     """An unopened pool of autocommit connections whose transactions are ``REPEATABLE READ,
     READ ONLY``; use it as ``async with open_pool(...) as pool``."""
@@ -47,6 +52,7 @@ def open_pool(conninfo: str, *, min_size: int = 2, max_size: int = 20) -> Pool:
         conninfo,
         min_size=min_size,
         max_size=max_size,
+        timeout=CONNECTION_WAIT_S,
         open=False,
         name="vwap",
         kwargs={"autocommit": True},

@@ -4,7 +4,6 @@ converges exactly to the ground truth, events are gap-free and resumable, NATS h
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 from collections.abc import AsyncIterator
 from typing import Any
@@ -15,6 +14,7 @@ import pytest
 from trading.v1 import events_pb2, processor_pb2, processor_pb2_grpc
 
 from processor.app import RunningProcessor, run_processor
+from tests.outages import database_away
 from tests.processor.support import (
     WINDOW_MS,
     Provider,
@@ -187,23 +187,6 @@ async def test_stream_events_of_a_symbol_never_reconciled_here_is_not_found(stac
     assert "DOGE not ingested or reconciled here" in details
     assert "BTC," not in details.split("(")[0]
     assert "SYMBOLS: BTC" in details
-
-
-@contextlib.asynccontextmanager
-async def database_away(database_url: str) -> AsyncIterator[None]:
-    """The processor's database refuses connections and its open ones are cut, until exit."""
-    name = psycopg.conninfo.conninfo_to_dict(database_url)["dbname"]
-    admin = psycopg.conninfo.make_conninfo(database_url, dbname="postgres")
-    async with await psycopg.AsyncConnection.connect(admin, autocommit=True) as conn:
-        await conn.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
-        try:
-            await conn.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
-                (name,),
-            )
-            yield
-        finally:
-            await conn.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
 
 
 async def _read_until_error(

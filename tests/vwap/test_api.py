@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from trading.v1 import vwap_pb2
 
+from tests.outages import database_away
 from tests.vwap.support import FakeProcessor, VwapStarter, insert_trades
 from tradekit.domain import Trade
 from tradekit.money import vwap_quotient
@@ -271,6 +272,42 @@ async def test_list_symbols_reports_first_last_and_verified(
     btc = listing.symbols[0]
     assert ms_from_timestamp(btc.verified_from, field="v") == BASE + 7
     assert ms_from_timestamp(btc.verified_until, field="v") == BASE + 99
+
+
+async def test_a_database_outage_is_unavailable_within_seconds(
+    start_vwap: VwapStarter, store_url: str
+) -> None:
+    """With the database away, ListSymbols, GetTrades and GetVwapSeries end UNAVAILABLE saying
+    to retry, well within a 20 s deadline (they waited the pool's 30 s, so such a client saw
+    DEADLINE_EXCEEDED), and answer again once it is back."""
+    await _seed(store_url, [Trade("BTC", 1, BASE + 10, Decimal(2), Decimal(3))])
+    trades = vwap_pb2.GetTradesRequest(symbol="BTC", start_time=_ts(BASE), end_time=_ts(BASE + 60))
+    series = vwap_pb2.GetVwapSeriesRequest(
+        symbol="BTC", start_time=_ts(BASE + 60_000), end_time=_ts(BASE + 120_000)
+    )
+    async with start_vwap() as (_, stub):
+        assert len((await stub.ListSymbols(vwap_pb2.ListSymbolsRequest())).symbols) == 1
+        async with database_away(store_url):
+            # More calls than the pool has connections: the first ones fail on cut sessions,
+            # the others wait for a connection the pool cannot make.
+            calls: list[Any] = []
+            for _ in range(10):
+                calls.append(stub.ListSymbols(vwap_pb2.ListSymbolsRequest(), timeout=20))
+                calls.append(stub.GetTrades(trades, timeout=20))
+                calls.append(stub.GetVwapSeries(series, timeout=20).read())
+            outcomes = await asyncio.gather(*calls, return_exceptions=True)
+        refused = {
+            (o.code(), o.details()) if isinstance(o, grpc.aio.AioRpcError) else repr(o)
+            for o in outcomes
+        }
+        for _ in range(60):  # the pool reconnects in the background
+            try:
+                listing = await stub.ListSymbols(vwap_pb2.ListSymbolsRequest(), timeout=20)
+                break
+            except grpc.aio.AioRpcError:
+                await asyncio.sleep(0.5)
+    assert refused == {(grpc.StatusCode.UNAVAILABLE, "the trade store is unavailable, retry")}
+    assert [s.symbol for s in listing.symbols] == ["BTC"]
 
 
 def _ts(ms: int) -> Timestamp:
