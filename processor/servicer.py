@@ -16,9 +16,11 @@ from processor.events import wrap_event
 from processor.head_watch import HeadWatcher
 from processor.reconcile.errors import (
     ProviderUnknownSymbol,
+    ProxyContractBroken,
     RangeNotSettled,
     RangeTooLarge,
     ReconcileError,
+    UnlistableWindow,
     WindowRejected,
 )
 from processor.reconcile.scheduler import Reconciler
@@ -172,6 +174,13 @@ class ProcessorServicer(processor_pb2_grpc.ProcessorServiceServicer):
                 )
         except ProviderUnknownSymbol as exc:
             await context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
+        except UnlistableWindow as exc:
+            await context.abort(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                f"{exc}; the windows before it were reconciled, the rest of the range was not",
+            )
+        except ProxyContractBroken as exc:
+            await context.abort(grpc.StatusCode.INTERNAL, str(exc))
         except (RangeNotSettled, RangeTooLarge, WindowRejected) as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         except ReconcileError as exc:

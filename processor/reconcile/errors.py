@@ -10,8 +10,11 @@ ReconcileError                 base of every error raised on purpose here
 └── WindowRejected             the proxy refused the window; retrying the same request
     │                          cannot help
     ├── ProviderUnknownSymbol  NOT_FOUND: the provider does not know the symbol
-    └── InvalidWindow          INVALID_ARGUMENT / FAILED_PRECONDITION from the proxy, or an
-                               answer that breaks the contract (trade outside the window)
+    └── InvalidWindow          INVALID_ARGUMENT / OUT_OF_RANGE from the proxy (INVALID_ARGUMENT)
+        ├── UnlistableWindow   FAILED_PRECONDITION from the proxy: REST cannot list the window
+        │                      completely (more trades in one millisecond than one page holds)
+        └── ProxyContractBroken an answer that breaks the contract, e.g. a trade outside the
+                               window (INTERNAL)
 """
 
 from __future__ import annotations
@@ -60,3 +63,12 @@ class ProviderUnknownSymbol(WindowRejected):
 
 class InvalidWindow(WindowRejected):
     """INVALID_ARGUMENT / FAILED_PRECONDITION, or trades that do not belong to the window."""
+
+
+class UnlistableWindow(InvalidWindow):
+    """REST cannot list the window completely (the proxy's FAILED_PRECONDITION)."""
+
+
+class ProxyContractBroken(InvalidWindow):
+    """The proxy's answer breaks its contract: a trade outside the window or sent twice, a
+    count that is not the trades', a malformed trade."""

@@ -20,16 +20,14 @@ from processor.reconcile.errors import (
     IncompleteWindow,
     InvalidWindow,
     ProviderUnknownSymbol,
+    ProxyContractBroken,
+    UnlistableWindow,
     WindowFetchFailed,
 )
 from tradekit.domain import TimeWindow, Trade
 from tradekit.wire import WireError, timestamp_from_ms, trade_from_proto
 
-_REJECTED = {
-    grpc.StatusCode.INVALID_ARGUMENT,
-    grpc.StatusCode.FAILED_PRECONDITION,
-    grpc.StatusCode.OUT_OF_RANGE,
-}
+_REJECTED = {grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.OUT_OF_RANGE}
 
 
 def _check(symbol: str, window: TimeWindow, trades: list[Trade], total: int) -> list[Trade]:
@@ -39,10 +37,10 @@ def _check(symbol: str, window: TimeWindow, trades: list[Trade], total: int) -> 
         )
     ids = {t.trade_id for t in trades}
     if len(ids) != len(trades):
-        raise InvalidWindow(f"{symbol} {window}: proxy streamed a trade id twice")
+        raise ProxyContractBroken(f"{symbol} {window}: proxy streamed a trade id twice")
     for trade in trades:
         if trade.symbol != symbol or not window.contains(trade.ts_ms):
-            raise InvalidWindow(
+            raise ProxyContractBroken(
                 f"{symbol} {window}: proxy streamed {trade.symbol}/{trade.trade_id} "
                 f"at {trade.ts_ms}, outside the request"
             )
@@ -107,11 +105,13 @@ class ProxyClient:
             code, details = exc.code(), exc.details() or ""
             if code is grpc.StatusCode.NOT_FOUND:
                 raise ProviderUnknownSymbol(f"{symbol}: {details}") from exc
+            if code is grpc.StatusCode.FAILED_PRECONDITION:
+                raise UnlistableWindow(f"{symbol} {window}: {details}") from exc
             if code in _REJECTED:
                 raise InvalidWindow(f"{symbol} {window}: {code.name}: {details}") from exc
             raise WindowFetchFailed(f"{symbol} {window}: {code.name}: {details}") from exc
         except WireError as exc:
-            raise InvalidWindow(f"{symbol} {window}: proxy sent a bad trade: {exc}") from exc
+            raise ProxyContractBroken(f"{symbol} {window}: proxy sent a bad trade: {exc}") from exc
         finally:
             call.cancel()  # a no-op once the call ended; stops the proxy's work otherwise
         raise IncompleteWindow(f"{symbol} {window}: stream ended without WindowComplete")

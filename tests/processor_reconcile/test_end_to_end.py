@@ -17,7 +17,12 @@ from processor.db import Pool, open_pool
 from processor.event_log import read_events
 from processor.reconcile import storage
 from processor.reconcile.config import ReconcileConfig
-from processor.reconcile.errors import ProviderUnknownSymbol, RangeNotSettled, RangeTooLarge
+from processor.reconcile.errors import (
+    ProviderUnknownSymbol,
+    RangeNotSettled,
+    RangeTooLarge,
+    UnlistableWindow,
+)
 from processor.reconcile.scheduler import Reconciler
 from processor.schema import migrate
 from processor.stats import ProcessorCounters
@@ -188,7 +193,9 @@ async def test_a_window_rest_cannot_answer_is_counted_and_holds_the_watermark(
 ) -> None:
     """Same-millisecond clusters of up to 150 trades: REST's 100-trade pages cannot list them,
     so such a window is refused every turn (counted in windows_rejected), stays unverified
-    and holds the watermark at its start; the windows before it are verified."""
+    and holds the watermark at its start; the windows before it are verified. A Backfill over
+    it verifies the windows before it and then fails with UnlistableWindow (gRPC:
+    FAILED_PRECONDITION; it was INVALID_ARGUMENT, as if the request were wrong)."""
     tape = TapeParams(rate=100.0, cluster_rate=0.5, cluster_max=150)
     async with hostile_provider(tape=tape) as provider:
         start = (provider.sim.start_ms // CONFIG.window_ms + 1) * CONFIG.window_ms
@@ -215,6 +222,15 @@ async def test_a_window_rest_cannot_answer_is_counted_and_holds_the_watermark(
                 if counters.windows_rejected >= 2 and found.verified.until_ms >= crowded[0]:
                     break
                 await asyncio.sleep(0.05)
+            backfilled: list[int] = []
+
+            async def backfill() -> None:
+                async for progress in reconciler.backfill("BTC", TimeWindow(start, end)):
+                    backfilled.append(progress.window.start_ms)
+
+            with pytest.raises(UnlistableWindow, match="one millisecond"):
+                await backfill()
+    assert backfilled == list(range(start, crowded[0], CONFIG.window_ms))
     assert counters.windows_rejected >= 2  # tried again on the next turn
     assert found.verified.until_ms == crowded[0]
     states = {e.start_ms: e.state for e in found.entries}

@@ -75,6 +75,10 @@ class ProcessorServiceServicer:
 
     def Backfill(self, request, context):
         """Backfill reconciles any historic range on demand, streaming progress per window.
+        Errors: INVALID_ARGUMENT for a range that is malformed, not settled yet or too long;
+        NOT_FOUND for a symbol the provider does not know; FAILED_PRECONDITION for a window REST
+        cannot list completely (more trades in one millisecond than a page holds: the windows
+        before it were reconciled); UNAVAILABLE when the provider or the database keeps failing.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
