@@ -22,6 +22,7 @@ from devstack.process import (
     EmbeddedServerError,
     log_size,
     log_tail,
+    parent_death_signal,
     stop_process,
     track,
     untrack,
@@ -80,6 +81,7 @@ class EmbeddedNats(EmbeddedServer):
         startup_timeout: float = 15.0,
         stop_timeout: float = 10.0,
         bind_attempts: int = 5,
+        die_with_parent: bool = False,
     ) -> None:
         self._requested_dir = Path(store_dir).absolute() if store_dir is not None else None
         self._requested_port = port
@@ -87,6 +89,8 @@ class EmbeddedNats(EmbeddedServer):
         self.startup_timeout = startup_timeout
         self.stop_timeout = stop_timeout
         self.bind_attempts = max(1, bind_attempts)
+        #: Stop (signal SIGTERM) when the process that started the server dies, even by SIGKILL.
+        self.die_with_parent = die_with_parent
         self._process: subprocess.Popen[bytes] | None = None
         self._port: int | None = None
         self._temp_dir: Path | None = None
@@ -179,6 +183,7 @@ class EmbeddedNats(EmbeddedServer):
                 stderr=subprocess.STDOUT,
                 cwd=self.store_dir,
                 start_new_session=True,
+                preexec_fn=parent_death_signal(signal.SIGTERM) if self.die_with_parent else None,
             )
         self._port = port
         deadline = time.monotonic() + self.startup_timeout

@@ -35,6 +35,7 @@ from devstack.process import (
     EmbeddedServerError,
     log_size,
     log_tail,
+    parent_death_signal,
     stop_process,
     track,
     untrack,
@@ -209,6 +210,7 @@ class EmbeddedPostgres(EmbeddedServer):
         startup_timeout: float = 30.0,
         stop_timeout: float = 10.0,
         bind_attempts: int = 5,
+        die_with_parent: bool = False,
     ) -> None:
         self._requested_dir = Path(data_dir).absolute() if data_dir is not None else None
         self.settings: dict[str, str] = {k: str(v) for k, v in (settings or {}).items()}
@@ -216,6 +218,8 @@ class EmbeddedPostgres(EmbeddedServer):
         self.startup_timeout = startup_timeout
         self.stop_timeout = stop_timeout
         self.bind_attempts = max(1, bind_attempts)
+        #: Stop (signal SIGINT) when the process that started the server dies, even by SIGKILL.
+        self.die_with_parent = die_with_parent
         self._process: subprocess.Popen[bytes] | None = None
         self._port: int | None = None
         self._temp_dirs: list[Path] = []
@@ -385,6 +389,7 @@ class EmbeddedPostgres(EmbeddedServer):
                 cwd=data_dir,
                 env=_child_env(),
                 start_new_session=True,
+                preexec_fn=parent_death_signal(signal.SIGINT) if self.die_with_parent else None,
                 **(run_as.popen_kwargs() if run_as else {}),
             )
         self._port = port

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import ctypes
 import os
 import signal
 import subprocess
+import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import ClassVar, Protocol, Self
@@ -37,6 +40,27 @@ def log_size(path: Path) -> int:
         return path.stat().st_size
     except FileNotFoundError:
         return 0
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def parent_death_signal(sig: signal.Signals) -> Callable[[], None] | None:
+    """A ``preexec_fn`` making the child get ``sig`` when the process starting it dies (even by
+    SIGKILL, which leaves no chance to stop it), so a launcher killed hard leaves no server
+    holding its data directory and ports. Linux only (None elsewhere). The kernel ties it to
+    the starting thread: start such children from a thread that lives as long as they do."""
+    if not sys.platform.startswith("linux"):
+        return None
+    parent = os.getpid()
+    libc = ctypes.CDLL(None, use_errno=True)
+
+    def preexec() -> None:
+        libc.prctl(_PR_SET_PDEATHSIG, int(sig), 0, 0, 0)
+        if os.getppid() != parent:  # the parent died before the request took effect
+            os._exit(1)
+
+    return preexec
 
 
 def stop_process(process: subprocess.Popen[bytes], sig: signal.Signals, timeout: float) -> None:

@@ -174,7 +174,7 @@ class Stack:
             self.database_url = url
         else:
             self.postgres = EmbeddedPostgres(
-                self.data_dir / "postgres", settings=self._postgres_settings
+                self.data_dir / "postgres", settings=self._postgres_settings, die_with_parent=True
             ).start()
             _ensure_database(self.postgres.url, DATABASE)
             self.database_url = (
@@ -183,7 +183,7 @@ class Stack:
         if url := self._extra_env.get("NATS_URL"):
             self.nats_url = url
         else:
-            self.nats = EmbeddedNats(self.data_dir / "nats").start()
+            self.nats = EmbeddedNats(self.data_dir / "nats", die_with_parent=True).start()
             self.nats_url = self.nats.url
 
     def _start_services(self) -> None:
