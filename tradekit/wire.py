@@ -13,6 +13,7 @@ from trading.v1 import trade_pb2
 
 from tradekit.domain import DomainError, TimeWindow, Trade, check_symbol
 from tradekit.money import InvalidDecimal, parse_positive, to_text
+from tradekit.timetext import iso_ms
 
 _NANOS_PER_MS = 1_000_000
 _NANOS_PER_SECOND = 1_000_000_000
@@ -80,8 +81,8 @@ def symbol_from_proto(symbol: str) -> str:
 def _window(start_ms: int, end_ms: int) -> TimeWindow:
     if end_ms <= start_ms:
         raise WireError(
-            f"end_time must be after start_time (got start_time={start_ms} ms, "
-            f"end_time={end_ms} ms since the epoch)"
+            f"end_time must be after start_time (got start_time {iso_ms(start_ms)}, "
+            f"end_time {iso_ms(end_ms)})"
         )
     return TimeWindow(start_ms, end_ms)
 

@@ -12,6 +12,7 @@ import bisect
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from tradekit.timetext import iso_ms
 from vwap.errors import InvalidRequest
 from vwap.points import Sums
 from vwap.ranges import FINEST, Level, Piece, merge_pieces, plan_pieces
@@ -47,8 +48,8 @@ def series_end_times(start_ms: int, end_ms: int, step_ms: int, max_points: int) 
         raise InvalidRequest(f"step must be positive, got {step_ms} ms")
     if end_ms < start_ms:
         raise InvalidRequest(
-            f"end_time must not be before start_time (start_time={start_ms} ms, "
-            f"end_time={end_ms} ms since the epoch)"
+            f"end_time must not be before start_time (got start_time {iso_ms(start_ms)}, "
+            f"end_time {iso_ms(end_ms)})"
         )
     count = (end_ms - start_ms) // step_ms + 1
     if count > max_points:

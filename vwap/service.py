@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import psycopg
 
 from tradekit.domain import TimeWindow
+from tradekit.timetext import human_ms
 from tradekit.wire import MIN_TIMESTAMP_MS
 from vwap.batching import WindowBatcher
 from vwap.cache import VwapCache
@@ -78,7 +79,9 @@ class VwapService:
             raise InvalidRequest(f"{name} must be positive, got {window_ms} ms")
         if window_ms > self._limits.max_window_ms:
             raise InvalidRequest(
-                f"{name} must be at most {self._limits.max_window_ms} ms, got {window_ms} ms: "
+                f"{name} must be at most {self._limits.max_window_ms} ms"
+                f" ({human_ms(self._limits.max_window_ms)}), got {window_ms} ms"
+                f" ({human_ms(window_ms)}): "
                 "use a shorter window"
             )
 

@@ -19,6 +19,8 @@ ReconcileError                 base of every error raised on purpose here
 
 from __future__ import annotations
 
+from tradekit.timetext import iso_ms
+
 
 class ReconcileError(Exception):
     """Base of every reconciliation error."""
@@ -29,9 +31,9 @@ class RangeNotSettled(ReconcileError):
 
     def __init__(self, end_ms: int, settled_until_ms: int) -> None:
         super().__init__(
-            f"end_time, widened to a whole reconciliation window ({end_ms} ms), must be at"
-            f" most now minus the settle delay ({settled_until_ms} ms): REST may not have"
-            " every trade yet; retry later or end earlier"
+            f"end_time, widened to a whole reconciliation window ({iso_ms(end_ms)}), must be"
+            f" at most now minus the settle delay ({iso_ms(settled_until_ms)}): REST may not"
+            " have every trade yet; retry later or end earlier"
         )
         self.end_ms = end_ms
         self.settled_until_ms = settled_until_ms
