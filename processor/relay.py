@@ -315,8 +315,15 @@ class NatsRelay:
         acks.answer(seq, msg.data, msg.headers)
 
     async def _run(self, js: JetStreamContext) -> None:
+        failed = False
         while True:
             try:
+                if failed:
+                    # The failed batch may be in the stream in part or in whole (an
+                    # acknowledgement lost, not the message): its message ids deduplicate only
+                    # within the duplicate window, so look at the stream's tail, as at start.
+                    self.published_seq = max(self.published_seq, await self._recover(js))
+                    failed = False
                 async with self._pool.connection() as conn:
                     batch = await read_events(
                         conn, from_seq=self.published_seq + 1, symbols=(), limit=self._batch_size
@@ -335,4 +342,5 @@ class NatsRelay:
                 PublishRefused,
             ) as exc:
                 log.warning("relay_publish_failed", error=repr(exc), position=self.published_seq)
+                failed = True
                 await asyncio.sleep(1.0)

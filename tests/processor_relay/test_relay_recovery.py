@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import Any
 
 import nats
 import psycopg
 import pytest
 from nats.js.api import StreamConfig
 
+from processor import relay as relay_module
 from processor.db import Pool, open_pool
 from processor.events import SEQUENCE_HEADER, STREAM_SUBJECTS
 from processor.head_watch import HeadWatcher
@@ -108,3 +110,48 @@ async def test_a_hole_in_the_stream_does_not_stop_the_relay(
     finally:
         await nc.close()
     assert seqs == [1, 2, 3, 4, 5, 6, 7, 8, 10]
+
+
+async def test_a_batch_whose_acknowledgement_is_lost_is_not_published_twice(
+    pool: Pool, database_url: str, nats_url: str, stream_name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first acknowledgement of a batch never arrives (lost on the way back), so the batch
+    fails after the ack timeout; the retry comes after the stream's duplicate window (1 s here;
+    a NATS outage of over two minutes in production), when message ids no longer deduplicate.
+    The relay checks the stream's tail before publishing again: every event once. It used to
+    publish the batch again, and the stream held 1-10 twice."""
+    nc = await nats.connect(nats_url)
+    try:
+        await nc.jetstream().add_stream(
+            StreamConfig(name=stream_name, subjects=[STREAM_SUBJECTS], duplicate_window=1.0)
+        )
+    finally:
+        await nc.close()
+    dropped: list[int] = []
+    answer = relay_module._BatchAcks.answer
+
+    def lossy(self: Any, seq: int, data: bytes, headers: Any) -> None:
+        if not dropped:
+            dropped.append(seq)
+            return
+        answer(self, seq, data, headers)
+
+    monkeypatch.setattr(relay_module._BatchAcks, "answer", lossy)
+    async with (
+        HeadWatcher(database_url) as watcher,
+        NatsRelay(
+            pool=pool,
+            nats_url=nats_url,
+            stream=stream_name,
+            watcher=watcher,
+            counters=ProcessorCounters(),
+            batch_size=EVENTS,
+            ack_timeout_s=1.5,
+        ) as relay,
+    ):
+        for _ in range(400):
+            if relay.published_seq >= EVENTS:
+                break
+            await asyncio.sleep(0.05)
+    assert dropped  # the fault happened
+    assert await _sequences_in_stream(nats_url, stream_name) == list(range(1, EVENTS + 1))
