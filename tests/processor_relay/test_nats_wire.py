@@ -63,9 +63,12 @@ def _collect(into: list[Msg]) -> Callable[[Msg], Awaitable[None]]:
     return append
 
 
-async def _received(nats_url: str, publish: Publish) -> tuple[list[Msg], list[Msg]]:
+async def _received(
+    nats_url: str, publish: Publish, *, acks_expected: int
+) -> tuple[list[Msg], list[Msg]]:
     """Messages a core subscriber to ``trading.>`` got from ``publish(nc, inbox_prefix)``, and
-    the JetStream acknowledgements that came back on the inbox."""
+    the JetStream acknowledgements that came back on the inbox (waiting up to 10 s for 30
+    messages and ``acks_expected`` acknowledgements; a busy machine delays the latter)."""
     nc = await nats.connect(nats_url)
     try:
         seen: list[Msg] = []
@@ -78,8 +81,8 @@ async def _received(nats_url: str, publish: Publish) -> tuple[list[Msg], list[Ms
             await nc.subscribe(inbox + ".*", cb=_collect(acks))
             await publish(nc, inbox + ".")
             await nc.flush()
-            for _ in range(200):
-                if len(seen) >= 30:
+            for _ in range(1000):
+                if len(seen) >= 30 and len(acks) >= acks_expected:
                     break
                 await asyncio.sleep(0.01)
         finally:
@@ -108,8 +111,8 @@ async def test_a_raw_batch_delivers_what_publish_delivers(nats_url: str, stream_
             reply = prefix + str(seq + 100) if seq in asked else ""
             await nc.publish(subject, payload, reply=reply, headers=_headers(seq + 100))
 
-    raw_seen, raw_acks = await _received(nats_url, raw)
-    public_seen, public_acks = await _received(nats_url, public)
+    raw_seen, raw_acks = await _received(nats_url, raw, acks_expected=len(asked))
+    public_seen, public_acks = await _received(nats_url, public, acks_expected=len(asked))
 
     def shape(msg: Msg, offset: int) -> tuple[str, dict[str, str] | None, bytes]:
         headers = dict(msg.headers or {})
