@@ -24,6 +24,7 @@ from processor.servicer import ProcessorServicer
 from processor.stats import ProcessorCounters
 from tradekit.entry import StartupError, redacted_url
 from tradekit.grpc_server import GrpcServer, ServiceRegistration
+from tradekit.health_watch import DatabaseProbe, HealthWatch
 from tradekit.logs import event_logger
 
 log = event_logger("processor")
@@ -136,4 +137,5 @@ async def run_processor(config: ProcessorConfig) -> AsyncIterator[RunningProcess
             reconciler=reconciler,
         )
         await stack.enter_async_context(server)
+        await stack.enter_async_context(HealthWatch(server, DatabaseProbe(config.database_url)))
         yield RunningProcessor(server.address, pool, counters, mode, server)

@@ -69,6 +69,7 @@ class GrpcServer:
             ]
         )
         self._stopped = False
+        self._health_names: list[str] = []
         self.port = 0
 
     @property
@@ -90,9 +91,20 @@ class GrpcServer:
         if self.port == 0:
             raise PortInUseError(f"cannot listen on {self._address}: address in use?")
         await self._server.start()
-        for service_name in ["", *names]:
-            await self._health.set(service_name, health_pb2.HealthCheckResponse.SERVING)
+        self._health_names = ["", *names]
+        await self.set_serving(True)
         log.info("serving", service=self.name, address=self.address)
+
+    async def set_serving(self, serving: bool) -> None:
+        """Report the server and each of its services SERVING or NOT_SERVING (a server shutting
+        down stays NOT_SERVING)."""
+        status = (
+            health_pb2.HealthCheckResponse.SERVING
+            if serving
+            else health_pb2.HealthCheckResponse.NOT_SERVING
+        )
+        for service_name in self._health_names:
+            await self._health.set(service_name, status)
 
     async def stop(self) -> None:
         """Report NOT_SERVING, let in-flight RPCs finish within the grace period, stop.

@@ -12,6 +12,7 @@ from psycopg_pool import PoolTimeout
 
 from tradekit.entry import StartupError, redacted_url
 from tradekit.grpc_server import GrpcServer
+from tradekit.health_watch import DatabaseProbe, HealthWatch
 from tradekit.logs import event_logger
 from vwap.batching import BatchLimits, WindowBatcher
 from vwap.cache import VwapCache
@@ -92,13 +93,16 @@ async def run_vwap(config: VwapConfig) -> AsyncIterator[RunningVwap]:
                 stuck_after_s=config.stream_stuck_after_ms / 1000,
             )
             try:
-                async with GrpcServer(
-                    name="vwap",
-                    host=config.host,
-                    port=config.port,
-                    grace_s=config.grace_s,
-                    services=[registration(VwapServicer(service, hub, outbox=outbox))],
-                ) as server:
+                async with (
+                    GrpcServer(
+                        name="vwap",
+                        host=config.host,
+                        port=config.port,
+                        grace_s=config.grace_s,
+                        services=[registration(VwapServicer(service, hub, outbox=outbox))],
+                    ) as server,
+                    HealthWatch(server, DatabaseProbe(config.database_url)),
+                ):
                     try:
                         yield RunningVwap(server.address, service, hub, follower, batcher, outbox)
                     finally:

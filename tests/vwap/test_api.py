@@ -12,17 +12,21 @@ import psycopg
 import pytest
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
+from grpc_health.v1 import health_pb2
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from trading.v1 import vwap_pb2
 
-from tests.outages import database_away
+from tests.outages import database_away, wait_for_health
 from tests.vwap.support import FakeProcessor, VwapStarter, insert_trades
 from tradekit.domain import Trade
 from tradekit.money import vwap_quotient
 from tradekit.wire import duration_from_ms, ms_from_timestamp, timestamp_from_ms
 from vwap.ranges import DAY_MS, HOUR_MS, MINUTE_MS
 from vwap.storage import dt_from_ms
+
+SERVING = health_pb2.HealthCheckResponse.SERVING
+NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 
 BASE = 1_700_006_400_000 - 1_700_006_400_000 % DAY_MS  # a UTC midnight in Nov 2023
 _symbols = (f"S{i}" for i in itertools.count())
@@ -279,13 +283,15 @@ async def test_a_database_outage_is_unavailable_within_seconds(
 ) -> None:
     """With the database away, ListSymbols, GetTrades and GetVwapSeries end UNAVAILABLE saying
     to retry, well within a 20 s deadline (they waited the pool's 30 s, so such a client saw
-    DEADLINE_EXCEEDED), and answer again once it is back."""
+    DEADLINE_EXCEEDED), and health is NOT_SERVING; once it is back they answer again and health
+    is SERVING."""
     await _seed(store_url, [Trade("BTC", 1, BASE + 10, Decimal(2), Decimal(3))])
     trades = vwap_pb2.GetTradesRequest(symbol="BTC", start_time=_ts(BASE), end_time=_ts(BASE + 60))
     series = vwap_pb2.GetVwapSeriesRequest(
         symbol="BTC", start_time=_ts(BASE + 60_000), end_time=_ts(BASE + 120_000)
     )
-    async with start_vwap() as (_, stub):
+    async with start_vwap() as (running, stub):
+        address = running.address
         assert len((await stub.ListSymbols(vwap_pb2.ListSymbolsRequest())).symbols) == 1
         async with database_away(store_url):
             # More calls than the pool has connections: the first ones fail on cut sessions,
@@ -296,6 +302,8 @@ async def test_a_database_outage_is_unavailable_within_seconds(
                 calls.append(stub.GetTrades(trades, timeout=20))
                 calls.append(stub.GetVwapSeries(series, timeout=20).read())
             outcomes = await asyncio.gather(*calls, return_exceptions=True)
+            health_away = await wait_for_health(address, NOT_SERVING)
+        health_back = await wait_for_health(address, SERVING)
         refused = {
             (o.code(), o.details()) if isinstance(o, grpc.aio.AioRpcError) else repr(o)
             for o in outcomes
@@ -308,6 +316,7 @@ async def test_a_database_outage_is_unavailable_within_seconds(
                 await asyncio.sleep(0.5)
     assert refused == {(grpc.StatusCode.UNAVAILABLE, "the trade store is unavailable, retry")}
     assert [s.symbol for s in listing.symbols] == ["BTC"]
+    assert (health_away, health_back) == (NOT_SERVING, SERVING)
 
 
 def _ts(ms: int) -> Timestamp:
