@@ -17,6 +17,20 @@ from processor.head_watch import HeadWatcher
 _BATCH = 500
 
 
+class SequenceAhead(Exception):
+    """A stream asked to start past the next sequence the log will write: the client's position
+    comes from another event log (a database replaced or restored from an older backup)."""
+
+    def __init__(self, from_seq: int, head: int) -> None:
+        super().__init__(
+            f"from_sequence {from_seq} is past the end of the event log (newest event {head}):"
+            f" resume with at most {head + 1}; a larger position comes from another event log"
+            " (a database replaced or restored), so events may have been lost to you"
+        )
+        self.from_seq = from_seq
+        self.head = head
+
+
 async def follow_events(
     pool: Pool,
     watcher: HeadWatcher,
@@ -27,11 +41,18 @@ async def follow_events(
     batch: int = _BATCH,
 ) -> AsyncIterator[LoggedEvent]:
     """Yield events with ``seq >= from_seq`` for ``symbols`` (all when empty) until
-    ``stopping`` is set; replay first, then live."""
+    ``stopping`` is set; replay first, then live.
+
+    Raises ``SequenceAhead`` before yielding anything when ``from_seq`` is past the next
+    sequence (head + 1): waiting for it would skip the events before it without a word."""
     cursor = max(from_seq, 1)
+    first = True
     while not stopping.is_set():
         async with pool.connection(timeout=RPC_CONNECTION_WAIT_S) as conn:
             head = await head_sequence(conn)
+            if first and cursor > head + 1:
+                raise SequenceAhead(cursor, head)
+            first = False
             events = await read_events(
                 conn, from_seq=cursor, symbols=symbols, limit=batch, through_seq=head
             )

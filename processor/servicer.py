@@ -11,7 +11,7 @@ import psycopg
 from trading.v1 import processor_pb2, processor_pb2_grpc
 
 from processor.db import Pool
-from processor.event_stream import follow_events
+from processor.event_stream import SequenceAhead, follow_events
 from processor.events import wrap_event
 from processor.head_watch import HeadWatcher
 from processor.reconcile.errors import (
@@ -100,6 +100,8 @@ class ProcessorServicer(processor_pb2_grpc.ProcessorServiceServicer):
                     )
                 )
                 next_seq = event.seq + 1
+        except SequenceAhead as exc:
+            await context.abort(grpc.StatusCode.OUT_OF_RANGE, str(exc))
         except psycopg.OperationalError as exc:
             await _store_away(context, exc, f"resume with from_sequence {next_seq}")
 

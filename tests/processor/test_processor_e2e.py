@@ -5,16 +5,18 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
 import psycopg
 import pytest
+from grpc_health.v1 import health_pb2
 from trading.v1 import events_pb2, processor_pb2, processor_pb2_grpc
 
 from processor.app import RunningProcessor, run_processor
-from tests.outages import database_away
+from tests.outages import database_away, wait_for_health
 from tests.processor.support import (
     WINDOW_MS,
     Provider,
@@ -29,6 +31,9 @@ from tests.processor.support import (
     wait_verified_past,
 )
 from tradekit.wire import timestamp_from_ms
+
+SERVING = health_pb2.HealthCheckResponse.SERVING
+NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 
 
 @dataclasses.dataclass
@@ -189,6 +194,36 @@ async def test_stream_events_of_a_symbol_never_reconciled_here_is_not_found(stac
     assert "SYMBOLS: BTC" in details
 
 
+async def test_stream_events_from_past_the_end_of_the_log_is_out_of_range(stack: Stack) -> None:
+    """A from_sequence past the newest event + 1 (a position from another event log) is
+    OUT_OF_RANGE naming the newest event; it used to wait silently and then skip every event
+    before it. Resuming at the newest + 1 is a live stream."""
+    await asyncio.sleep(1)
+    async with await psycopg.AsyncConnection.connect(stack.database_url) as conn:
+        row = await (await conn.execute("SELECT seq FROM event_head")).fetchone()
+    assert row is not None
+    head = int(row[0])
+    asked = head + 1_000_000
+    async with grpc.aio.insecure_channel(stack.processor.address) as channel:
+        stub = processor_pb2_grpc.ProcessorServiceStub(channel)
+        call = stub.StreamEvents(processor_pb2.StreamEventsRequest(from_sequence=asked))
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await call.read()
+        live = await asyncio.wait_for(_collect(stub, head + 1, 1), timeout=60)
+    assert caught.value.code() == grpc.StatusCode.OUT_OF_RANGE
+    details = caught.value.details() or ""
+    match = re.fullmatch(
+        rf"from_sequence {asked} is past the end of the event log \(newest event (\d+)\):"
+        r" resume with at most (\d+); .*",
+        details,
+    )
+    assert match is not None, details
+    newest, at_most = int(match[1]), int(match[2])
+    assert head <= newest < asked
+    assert at_most == newest + 1
+    assert [e.sequence for e in live] == [head + 1]
+
+
 async def _read_until_error(
     call: grpc.aio.UnaryStreamCall[Any, Any], seen: list[int]
 ) -> grpc.StatusCode | None:
@@ -205,7 +240,8 @@ async def _read_until_error(
 async def test_a_database_outage_is_unavailable_with_where_to_resume(stack: Stack) -> None:
     """With the database away, StreamEvents ends with UNAVAILABLE naming the sequence to resume
     from and GetCoverage is UNAVAILABLE, each within seconds (they reached clients as UNKNOWN
-    after the pool's 30 s); once the database is back, the resumed stream has no gap."""
+    after the pool's 30 s), and health is NOT_SERVING; once the database is back, health is
+    SERVING again and the resumed stream has no gap."""
     await asyncio.sleep(2)
     t = 1_700_000_000_000
     coverage = processor_pb2.GetCoverageRequest(
@@ -219,6 +255,8 @@ async def test_a_database_outage_is_unavailable_with_where_to_resume(stack: Stac
             ended = await _read_until_error(call, seen)
             with pytest.raises(grpc.aio.AioRpcError) as refused:
                 await stub.GetCoverage(coverage, timeout=60)
+            health_away = await wait_for_health(stack.processor.address, NOT_SERVING)
+        health_back = await wait_for_health(stack.processor.address, SERVING)
         failed_resumes = []
         for _ in range(60):  # as a client does: UNAVAILABLE means try again
             try:
@@ -236,6 +274,7 @@ async def test_a_database_outage_is_unavailable_with_where_to_resume(stack: Stac
     assert refused.value.details() == "the trade store is unavailable; retry"
     assert set(failed_resumes) <= {grpc.StatusCode.UNAVAILABLE}
     assert [e.sequence for e in resumed] == list(range(seen[-1] + 1, seen[-1] + 6))
+    assert (health_away, health_back) == (NOT_SERVING, SERVING)
 
 
 async def test_bad_stream_request_is_invalid_argument(stack: Stack) -> None:

@@ -67,7 +67,10 @@ class ProcessorServiceServicer:
         """StreamEvents replays the event log from from_sequence and then continues live, with no gap
         and no duplicate at the hand-off. Resume after a disconnect with the last sequence seen + 1.
         Errors: INVALID_ARGUMENT for a malformed symbol; NOT_FOUND for a symbol outside SYMBOLS
-        that was never backfilled (it has no events and will not get any).
+        that was never backfilled (it has no events and will not get any); OUT_OF_RANGE for a
+        from_sequence past the newest event + 1 (a position from another event log, such as a
+        replaced database), naming the newest; UNAVAILABLE while the database is away, naming the
+        from_sequence to resume with.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
