@@ -7,7 +7,7 @@ from trading.v1 import trade_pb2, vwap_pb2
 from tradekit.money import vwap_quotient
 from tradekit.wire import timestamp_from_ms, trade_to_proto
 from vwap.points import VwapPoint
-from vwap.rolling import Message, Update
+from vwap.rolling import Message, Revision, Update
 from vwap.storage import StoredTrade, SymbolSummary
 
 _SOURCES = {"ws": trade_pb2.TRADE_SOURCE_WEBSOCKET, "rest": trade_pb2.TRADE_SOURCE_REST}
@@ -41,7 +41,7 @@ def point_to_proto(point: VwapPoint) -> vwap_pb2.VwapPoint:
 
 
 def message_to_proto(message: Message) -> vwap_pb2.StreamVwapResponse:
-    """A live update or revision as a StreamVwap response."""
+    """A live update, revision or verification as a StreamVwap response."""
     if isinstance(message, Update):
         return vwap_pb2.StreamVwapResponse(
             update=vwap_pb2.VwapUpdate(
@@ -50,12 +50,18 @@ def message_to_proto(message: Message) -> vwap_pb2.StreamVwapResponse:
                 sequence=message.sequence,
             )
         )
+    if isinstance(message, Revision):
+        return vwap_pb2.StreamVwapResponse(
+            revision=vwap_pb2.VwapRevision(
+                old_point=point_to_proto(message.old),
+                new_point=point_to_proto(message.new),
+                reason=message.reason,
+                sequence=message.sequence,
+            )
+        )
     return vwap_pb2.StreamVwapResponse(
-        revision=vwap_pb2.VwapRevision(
-            old_point=point_to_proto(message.old),
-            new_point=point_to_proto(message.new),
-            reason=message.reason,
-            sequence=message.sequence,
+        verified=vwap_pb2.VwapVerified(
+            point=point_to_proto(message.point), sequence=message.sequence
         )
     )
 

@@ -84,8 +84,12 @@ class Tracker:
                 sequence=event.sequence,
             )
         if isinstance(event, WindowVerified):
-            self.rolling.on_window_verified(
-                event.start_ms, event.end_ms, event.verified_until_ms, event.verified_from_ms
+            return self.rolling.on_window_verified(
+                event.start_ms,
+                event.end_ms,
+                event.verified_until_ms,
+                event.verified_from_ms,
+                event.sequence,
             )
         return []
 

@@ -7,7 +7,9 @@ Fed trades and corrections in event order, it emits:
   has been seen;
 - a :class:`Revision` for each already-emitted closed point (kept for ``retention_ms``) whose
   window contains the old or new time of a corrected trade (or a late trade): exactly one per
-  point per event, new = old + delta, independent of any database timing.
+  point per event, new = old + delta, independent of any database timing;
+- a :class:`Verified` for each already-emitted closed point (kept for ``retention_ms``) that a
+  verified window brings into the symbol's verified range: its values are final.
 """
 
 from __future__ import annotations
@@ -41,7 +43,15 @@ class Revision:
     sequence: int
 
 
-Message = Update | Revision
+@dataclass(frozen=True, slots=True)
+class Verified:
+    """A closed point emitted unverified whose whole window is now verified: final."""
+
+    point: VwapPoint
+    sequence: int
+
+
+Message = Update | Revision | Verified
 
 
 def _contrib(trade: Trade | None, start_ms: int, end_ms: int) -> Sums:
@@ -108,12 +118,37 @@ class RollingWindow:
         end_ms: int,
         verified_until_ms: int | None = None,
         verified_from_ms: int | None = None,
+        sequence: int = 0,
+    ) -> list[Message]:
+        """A reconciliation window was verified; a :class:`Verified` for each emitted closed
+        point it brings into the verified range (which only grows).
+
+        With the symbol's watermark after it (what the processor's events carry) the
+        watermark becomes that; without it (events older than that field), it moves only when
+        the window starts at or before it. The range's start is taken from the first event
+        when no range was known, then only moves back (a backfill; None, from the first
+        trade, is already as far back as it goes)."""
+        before = (self.verified_until_ms, self.verified_from_ms)
+        self._move_verified_range(start_ms, end_ms, verified_until_ms, verified_from_ms)
+        if (self.verified_until_ms, self.verified_from_ms) == before:
+            return []
+        out: list[Message] = []
+        for closed_end, sums in sorted(self.closed.items()):
+            start = closed_end - self.window_ms
+            if is_verified(start, closed_end, *before):
+                continue
+            point = self._point(closed_end, sums)
+            if point.verified:
+                out.append(Verified(point, sequence))
+        return out
+
+    def _move_verified_range(
+        self,
+        start_ms: int,
+        end_ms: int,
+        verified_until_ms: int | None,
+        verified_from_ms: int | None,
     ) -> None:
-        """A reconciliation window was verified. With the symbol's watermark after it (what
-        the processor's events carry) the watermark becomes that; without it (events older
-        than that field), it moves only when the window starts at or before it. The range's
-        start is taken from the first event when no range was known, then only moves back (a
-        backfill; None, from the first trade, is already as far back as it goes)."""
         if verified_from_ms is not None:
             known = self.verified_from_ms
             if self.verified_until_ms is None or (known is not None and verified_from_ms < known):

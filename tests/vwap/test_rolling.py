@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from tradekit.domain import Trade
 from vwap.points import Sums
-from vwap.rolling import Revision, RollingWindow, Update
+from vwap.rolling import Revision, RollingWindow, Update, Verified
 
 
 def _brute(trades: dict[int, Trade], start: int, end: int) -> Sums:
@@ -25,8 +25,10 @@ _money = st.decimals(min_value=Decimal("0.01"), max_value=Decimal("500"), places
 
 # An operation: ("trade", ts, price, qty) | ("update", pick, ts_shift, price, qty)
 # | ("delete", pick) | ("insert", ts, price, qty) | ("tick", now): the clock reaches now
+# | ("verify", until): reconciliation verified everything before until
 _op = st.one_of(
     st.tuples(st.just("tick"), st.integers(0, 260)),
+    st.tuples(st.just("verify"), st.integers(0, 260)),
     st.tuples(st.just("trade"), st.integers(0, 200), _money, _money),
     st.tuples(st.just("trade"), st.integers(0, 200), _money, _money),
     st.tuples(st.just("update"), st.integers(0, 10**6), st.integers(-8, 8), _money, _money),
@@ -50,7 +52,9 @@ def test_rolling_matches_brute_force(
 ) -> None:
     """Live points, closed points and revisions always equal sums over the current trades;
     each correction revises exactly the emitted closed points whose window holds its times;
-    every boundary closes once, on the step grid, whether a trade or the clock closes it."""
+    every boundary closes once, on the step grid, whether a trade or the clock closes it; every
+    closed point is announced verified exactly once (on its update, or by a Verified with its
+    latest sums once the watermark passes its end) and never before."""
     truth: dict[int, Trade] = {i: Trade("BTC", i, ts, p, q) for i, (ts, p, q) in enumerate(initial)}
     rolling = RollingWindow(
         "BTC", window_ms=window, step_ms=step, retention_ms=10**9, trades=truth.values()
@@ -59,13 +63,14 @@ def test_rolling_matches_brute_force(
     newest = max((t.ts_ms for t in truth.values()), default=None)
     next_id = len(truth)
     clock = 0
+    watermark: int | None = None
+    final: set[int] = set()
     for seq, op in enumerate(ops, start=1):
         old: Trade | None = None
         new: Trade | None = None
-        if op[0] == "tick":
+        if op[0] == "tick" or op[0] == "verify":
             _, now = op
             assert isinstance(now, int)
-            clock = max(clock, now)
         elif op[0] == "trade" or op[0] == "insert":
             _, ts, price, qty = op
             assert isinstance(ts, int)
@@ -88,7 +93,11 @@ def test_rolling_matches_brute_force(
         else:
             continue
         if op[0] == "tick":
+            clock = max(clock, now)
             messages = rolling.close_through(clock, seq)
+        elif op[0] == "verify":
+            watermark = now if watermark is None else max(watermark, now)
+            messages = rolling.on_window_verified(now - 10, now, now, None, seq)
         elif op[0] == "trade":
             assert new is not None
             messages = rolling.on_trade(new, seq)
@@ -118,14 +127,25 @@ def test_rolling_matches_brute_force(
         for update in (m for m in messages if isinstance(m, Update)):
             point = update.point
             assert point.sums == _brute(truth, point.start_ms, point.end_ms)
+            assert point.verified == (watermark is not None and point.end_ms <= watermark)
             if update.closed:
                 assert point.end_ms % step == 0
                 assert point.end_ms not in emitted
                 assert newest is not None
                 assert point.end_ms <= max(newest, clock)
                 emitted[point.end_ms] = point.sums
+                if point.verified:
+                    final.add(point.end_ms)
             else:
                 assert point.end_ms == (newest or 0) + 1
+        for verified in (m for m in messages if isinstance(m, Verified)):
+            end = verified.point.end_ms
+            assert end not in final
+            assert verified.point.verified
+            assert verified.point.sums == emitted[end]
+            assert verified.sequence == seq
+            final.add(end)
+        assert final == {e for e in emitted if watermark is not None and e <= watermark}
         live = rolling.live_point()
         if live is not None:
             assert live.sums == _brute(truth, live.start_ms, live.end_ms)

@@ -285,7 +285,8 @@ async def test_live_and_closed_points_say_whether_they_are_verified(
     start_vwap: VwapStarter, processor: FakeProcessor
 ) -> None:
     """Points ending at or before the verified watermark are verified; a verified window
-    event moves the watermark for the points that follow."""
+    event moves the watermark for the points that follow, and announces each closed point it
+    verifies, with its values, as final."""
     await processor.verify("BTC", BASE, BASE + 10_000)
     request = _btc_request()
     async with start_vwap() as (running, stub):
@@ -295,7 +296,7 @@ async def test_live_and_closed_points_say_whether_they_are_verified(
         messages = await _read_until(call, first.sequence)
         later = await processor.trade(_t(2, 25_000, "110"))
         messages += await _read_until(call, later.sequence)
-        await processor.verify("BTC", BASE + 10_000, BASE + 30_000)
+        verified = await processor.verify("BTC", BASE + 10_000, BASE + 30_000)
         last = await processor.trade(_t(3, 26_000, "120"))
         messages += await _read_until(call, last.sequence)
         call.cancel()
@@ -306,6 +307,17 @@ async def test_live_and_closed_points_say_whether_they_are_verified(
         (25_001, False),
         (26_001, True),
     ]
+    closed = {
+        ms_from_timestamp(m.update.point.end_time, field="end") - BASE: m.update.point
+        for m in messages
+        if m.HasField("update") and m.update.closed
+    }
+    finals = [m.verified for m in messages if m.HasField("verified")]
+    assert [
+        (ms_from_timestamp(f.point.end_time, field="end") - BASE, f.point.verified, f.sequence)
+        for f in finals
+    ] == [(20_000, True, verified.sequence)]
+    assert _sums(finals[0].point) == _sums(closed[20_000]) == (Decimal(100), Decimal(1), 1)
 
 
 async def test_windows_verified_out_of_order_move_the_watermark_as_announced(

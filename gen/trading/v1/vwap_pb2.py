@@ -27,7 +27,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from trading.v1 import trade_pb2 as trading_dot_v1_dot_trade__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15trading/v1/vwap.proto\x12\ntrading.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16trading/v1/trade.proto\"\xde\x01\n\tVwapPoint\x12\x0e\n\x06symbol\x18\x01 \x01(\t\x12.\n\nstart_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08notional\x18\x04 \x01(\t\x12\x0e\n\x06volume\x18\x05 \x01(\t\x12\x11\n\x04vwap\x18\x06 \x01(\tH\x00\x88\x01\x01\x12\x13\n\x0btrade_count\x18\x07 \x01(\x03\x12\x10\n\x08verified\x18\x08 \x01(\x08\x42\x07\n\x05_vwap\"y\n\x0eGetVwapRequest\x12\x0e\n\x06symbol\x18\x01 \x01(\t\x12,\n\x08\x65nd_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12)\n\x06window\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\"b\n\x0fGetVwapResponse\x12$\n\x05point\x18\x01 \x01(\x0b\x32\x15.trading.v1.VwapPoint\x12)\n\x05\x61s_of\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xd8\x01\n\x14GetVwapSeriesRequest\x12\x0e\n\x06symbol\x18\x01 \x01(\t\x12.\n\nstart_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\'\n\x04step\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\x12)\n\x06window\x18\x05 \x01(\x0b\x32\x19.google.protobuf.Duration\"=\n\x15GetVwapSeriesResponse\x12$\n\x05point\x18\x01 \x01(\x0b\x32\x15.trading.v1.VwapPoint\"x\n\x11StreamVwapRequest\x12\x0f\n\x07symbols\x18\x01 \x03(\t\x12)\n\x06window\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\'\n\x04step\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\"t\n\x12StreamVwapResponse\x12(\n\x06update\x18\x01 \x01(\x0b\x32\x16.trading.v1.VwapUpdateH\x00\x12,\n\x08revision\x18\x02 \x01(\x0b\x32\x18.trading.v1.VwapRevisionH\x00\x42\x06\n\x04item\"T\n\nVwapUpdate\x12$\n\x05point\x18\x01 \x01(\x0b\x32\x15.trading.v1.VwapPoint\x12\x0e\n\x06\x63losed\x18\x02 \x01(\x08\x12\x10\n\x08sequence\x18\x03 \x01(\x04\"\x84\x01\n\x0cVwapRevision\x12(\n\told_point\x18\x01 \x01(\x0b\x32\x15.trading.v1.VwapPoint\x12(\n\tnew_point\x18\x02 \x01(\x0b\x32\x15.trading.v1.VwapPoint\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x10\n\x08sequence\x18\x04 \x01(\x04\"\xa7\x01\n\x10GetTradesRequest\x12\x0e\n\x06symbol\x18\x01 \x01(\t\x12.\n\nstart_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tpage_size\x18\x04 \x01(\x05\x12\x12\n\npage_token\x18\x05 \x01(\t\"U\n\x11GetTradesResponse\x12\'\n\x06trades\x18\x01 \x03(\x0b\x32\x17.trading.v1.StoredTrade\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x14\n\x12ListSymbolsRequest\"A\n\x13ListSymbolsResponse\x12*\n\x07symbols\x18\x01 \x03(\x0b\x32\x19.trading.v1.SymbolSummary\"\xf1\x01\n\rSymbolSummary\x12\x0e\n\x06symbol\x18\x01 \x01(\t\x12\x34\n\x10\x66irst_trade_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x33\n\x0flast_trade_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x0everified_until\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x31\n\rverified_from\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp2\x92\x03\n\x0bVwapService\x12\x42\n\x07GetVwap\x12\x1a.trading.v1.GetVwapRequest\x1a\x1b.trading.v1.GetVwapResponse\x12V\n\rGetVwapSeries\x12 .trading.v1.GetVwapSeriesRequest\x1a!.trading.v1.GetVwapSeriesResponse0\x01\x12M\n\nStreamVwap\x12\x1d.trading.v1.StreamVwapRequest\x1a\x1e.trading.v1.StreamVwapResponse0\x01\x12H\n\tGetTrades\x12\x1c.trading.v1.GetTradesRequest\x1a\x1d.trading.v1.GetTradesResponse\x12N\n\x0bListSymbols\x12\x1e.trading.v1.ListSymbolsRequest\x1a\x1f.trading.v1.ListSymbolsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15trading/v1/vwap.proto\x12\ntrading.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16trading/v1/trade.proto\"\xde\x01\n\tVwapPoint\x12\x0e\n\x06symbol\x18\x01 \x01(\t\x12.\n\nstart_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08notional\x18\x04 \x01(\t\x12\x0e\n\x06volume\x18\x05 \x01(\t\x12\x11\n\x04vwap\x18\x06 \x01(\tH\x00\x88\x01\x01\x12\x13\n\x0btrade_count\x18\x07 \x01(\x03\x12\x10\n\x08verified\x18\x08 \x01(\x08\x42\x07\n\x05_vwap\"y\n\x0eGetVwapRequest\x12\x0e\n\x06symbol\x18\x01 \x01(\t\x12,\n\x08\x65nd_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12)\n\x06window\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\"b\n\x0fGetVwapResponse\x12$\n\x05point\x18\x01 \x01(\x0b\x32\x15.trading.v1.VwapPoint\x12)\n\x05\x61s_of\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xd8\x01\n\x14GetVwapSeriesRequest\x12\x0e\n\x06symbol\x18\x01 \x01(\t\x12.\n\nstart_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\'\n\x04step\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\x12)\n\x06window\x18\x05 \x01(\x0b\x32\x19.google.protobuf.Duration\"=\n\x15GetVwapSeriesResponse\x12$\n\x05point\x18\x01 \x01(\x0b\x32\x15.trading.v1.VwapPoint\"x\n\x11StreamVwapRequest\x12\x0f\n\x07symbols\x18\x01 \x03(\t\x12)\n\x06window\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\'\n\x04step\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\"\xa2\x01\n\x12StreamVwapResponse\x12(\n\x06update\x18\x01 \x01(\x0b\x32\x16.trading.v1.VwapUpdateH\x00\x12,\n\x08revision\x18\x02 \x01(\x0b\x32\x18.trading.v1.VwapRevisionH\x00\x12,\n\x08verified\x18\x03 \x01(\x0b\x32\x18.trading.v1.VwapVerifiedH\x00\x42\x06\n\x04item\"T\n\nVwapUpdate\x12$\n\x05point\x18\x01 \x01(\x0b\x32\x15.trading.v1.VwapPoint\x12\x0e\n\x06\x63losed\x18\x02 \x01(\x08\x12\x10\n\x08sequence\x18\x03 \x01(\x04\"\x84\x01\n\x0cVwapRevision\x12(\n\told_point\x18\x01 \x01(\x0b\x32\x15.trading.v1.VwapPoint\x12(\n\tnew_point\x18\x02 \x01(\x0b\x32\x15.trading.v1.VwapPoint\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x10\n\x08sequence\x18\x04 \x01(\x04\"F\n\x0cVwapVerified\x12$\n\x05point\x18\x01 \x01(\x0b\x32\x15.trading.v1.VwapPoint\x12\x10\n\x08sequence\x18\x02 \x01(\x04\"\xa7\x01\n\x10GetTradesRequest\x12\x0e\n\x06symbol\x18\x01 \x01(\t\x12.\n\nstart_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tpage_size\x18\x04 \x01(\x05\x12\x12\n\npage_token\x18\x05 \x01(\t\"U\n\x11GetTradesResponse\x12\'\n\x06trades\x18\x01 \x03(\x0b\x32\x17.trading.v1.StoredTrade\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x14\n\x12ListSymbolsRequest\"A\n\x13ListSymbolsResponse\x12*\n\x07symbols\x18\x01 \x03(\x0b\x32\x19.trading.v1.SymbolSummary\"\xf1\x01\n\rSymbolSummary\x12\x0e\n\x06symbol\x18\x01 \x01(\t\x12\x34\n\x10\x66irst_trade_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x33\n\x0flast_trade_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x0everified_until\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x31\n\rverified_from\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp2\x92\x03\n\x0bVwapService\x12\x42\n\x07GetVwap\x12\x1a.trading.v1.GetVwapRequest\x1a\x1b.trading.v1.GetVwapResponse\x12V\n\rGetVwapSeries\x12 .trading.v1.GetVwapSeriesRequest\x1a!.trading.v1.GetVwapSeriesResponse0\x01\x12M\n\nStreamVwap\x12\x1d.trading.v1.StreamVwapRequest\x1a\x1e.trading.v1.StreamVwapResponse0\x01\x12H\n\tGetTrades\x12\x1c.trading.v1.GetTradesRequest\x1a\x1d.trading.v1.GetTradesResponse\x12N\n\x0bListSymbols\x12\x1e.trading.v1.ListSymbolsRequest\x1a\x1f.trading.v1.ListSymbolsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -46,22 +46,24 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETVWAPSERIESRESPONSE']._serialized_end=854
   _globals['_STREAMVWAPREQUEST']._serialized_start=856
   _globals['_STREAMVWAPREQUEST']._serialized_end=976
-  _globals['_STREAMVWAPRESPONSE']._serialized_start=978
-  _globals['_STREAMVWAPRESPONSE']._serialized_end=1094
-  _globals['_VWAPUPDATE']._serialized_start=1096
-  _globals['_VWAPUPDATE']._serialized_end=1180
-  _globals['_VWAPREVISION']._serialized_start=1183
-  _globals['_VWAPREVISION']._serialized_end=1315
-  _globals['_GETTRADESREQUEST']._serialized_start=1318
-  _globals['_GETTRADESREQUEST']._serialized_end=1485
-  _globals['_GETTRADESRESPONSE']._serialized_start=1487
-  _globals['_GETTRADESRESPONSE']._serialized_end=1572
-  _globals['_LISTSYMBOLSREQUEST']._serialized_start=1574
-  _globals['_LISTSYMBOLSREQUEST']._serialized_end=1594
-  _globals['_LISTSYMBOLSRESPONSE']._serialized_start=1596
-  _globals['_LISTSYMBOLSRESPONSE']._serialized_end=1661
-  _globals['_SYMBOLSUMMARY']._serialized_start=1664
-  _globals['_SYMBOLSUMMARY']._serialized_end=1905
-  _globals['_VWAPSERVICE']._serialized_start=1908
-  _globals['_VWAPSERVICE']._serialized_end=2310
+  _globals['_STREAMVWAPRESPONSE']._serialized_start=979
+  _globals['_STREAMVWAPRESPONSE']._serialized_end=1141
+  _globals['_VWAPUPDATE']._serialized_start=1143
+  _globals['_VWAPUPDATE']._serialized_end=1227
+  _globals['_VWAPREVISION']._serialized_start=1230
+  _globals['_VWAPREVISION']._serialized_end=1362
+  _globals['_VWAPVERIFIED']._serialized_start=1364
+  _globals['_VWAPVERIFIED']._serialized_end=1434
+  _globals['_GETTRADESREQUEST']._serialized_start=1437
+  _globals['_GETTRADESREQUEST']._serialized_end=1604
+  _globals['_GETTRADESRESPONSE']._serialized_start=1606
+  _globals['_GETTRADESRESPONSE']._serialized_end=1691
+  _globals['_LISTSYMBOLSREQUEST']._serialized_start=1693
+  _globals['_LISTSYMBOLSREQUEST']._serialized_end=1713
+  _globals['_LISTSYMBOLSRESPONSE']._serialized_start=1715
+  _globals['_LISTSYMBOLSRESPONSE']._serialized_end=1780
+  _globals['_SYMBOLSUMMARY']._serialized_start=1783
+  _globals['_SYMBOLSUMMARY']._serialized_end=2024
+  _globals['_VWAPSERVICE']._serialized_start=2027
+  _globals['_VWAPSERVICE']._serialized_end=2429
 # @@protoc_insertion_point(module_scope)

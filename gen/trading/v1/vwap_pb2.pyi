@@ -80,12 +80,14 @@ class StreamVwapRequest(_message.Message):
     def __init__(self, symbols: _Optional[_Iterable[str]] = ..., window: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., step: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
 
 class StreamVwapResponse(_message.Message):
-    __slots__ = ("update", "revision")
+    __slots__ = ("update", "revision", "verified")
     UPDATE_FIELD_NUMBER: _ClassVar[int]
     REVISION_FIELD_NUMBER: _ClassVar[int]
+    VERIFIED_FIELD_NUMBER: _ClassVar[int]
     update: VwapUpdate
     revision: VwapRevision
-    def __init__(self, update: _Optional[_Union[VwapUpdate, _Mapping]] = ..., revision: _Optional[_Union[VwapRevision, _Mapping]] = ...) -> None: ...
+    verified: VwapVerified
+    def __init__(self, update: _Optional[_Union[VwapUpdate, _Mapping]] = ..., revision: _Optional[_Union[VwapRevision, _Mapping]] = ..., verified: _Optional[_Union[VwapVerified, _Mapping]] = ...) -> None: ...
 
 class VwapUpdate(_message.Message):
     __slots__ = ("point", "closed", "sequence")
@@ -108,6 +110,14 @@ class VwapRevision(_message.Message):
     reason: str
     sequence: int
     def __init__(self, old_point: _Optional[_Union[VwapPoint, _Mapping]] = ..., new_point: _Optional[_Union[VwapPoint, _Mapping]] = ..., reason: _Optional[str] = ..., sequence: _Optional[int] = ...) -> None: ...
+
+class VwapVerified(_message.Message):
+    __slots__ = ("point", "sequence")
+    POINT_FIELD_NUMBER: _ClassVar[int]
+    SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    point: VwapPoint
+    sequence: int
+    def __init__(self, point: _Optional[_Union[VwapPoint, _Mapping]] = ..., sequence: _Optional[int] = ...) -> None: ...
 
 class GetTradesRequest(_message.Message):
     __slots__ = ("symbol", "start_time", "end_time", "page_size", "page_token")

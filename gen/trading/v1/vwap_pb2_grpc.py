@@ -97,23 +97,24 @@ class VwapServiceServicer:
 
     def StreamVwap(self, request, context):
         """StreamVwap streams the live rolling VWAP of each symbol as trades arrive (starting with its
-        current value), a closed point at every step boundary, and a revision whenever
-        reconciliation changes a closed point. A symbol with no trades yet is not an error: its
-        stream starts with its first trade (so a misspelt
-        symbol stays silent; ListSymbols lists the known ones). Errors: INVALID_ARGUMENT for a
-        malformed symbol, a window that is not positive or above 1 day (the live state holds the
-        window's trades; GetVwapSeries serves longer windows), or a step outside 1 s .. 1 day;
-        RESOURCE_EXHAUSTED when the client reads too slowly and its closed points and revisions
-        pile up; UNAVAILABLE when the service could not apply a processor event of a followed
-        symbol (the live state may miss a change: subscribe again, to state read afresh).
+        current value), a closed point at every step boundary, a revision whenever
+        reconciliation changes a closed point, and a verification once reconciliation has checked
+        a closed point's whole window (it is final then). A symbol with no trades yet is not an
+        error: its stream starts with its first trade (so a misspelt symbol stays silent;
+        ListSymbols lists the known ones). Errors: INVALID_ARGUMENT for a malformed symbol, a
+        window that is not positive or above 1 day (the live state holds the window's trades;
+        GetVwapSeries serves longer windows), or a step outside 1 s .. 1 day; RESOURCE_EXHAUSTED
+        when the client reads too slowly and its closed points, revisions and verifications pile
+        up; UNAVAILABLE when the service could not apply a processor event of a followed symbol
+        (the live state may miss a change: subscribe again, to state read afresh).
 
         Conflation: a live update (closed = false) not yet sent to this subscriber is replaced by a
         newer live update of the same symbol and step, which moves to the back of the
         subscriber's queue. The newer point reflects every event the replaced one did, and later
         ones, so a slow subscriber may skip intermediate live values but always receives the
-        newest one. Closed
-        points and revisions are never conflated or dropped, and messages keep the order in which
-        they were produced (a replacing live update comes after everything produced before it).
+        newest one. Closed points, revisions and verifications are never conflated or dropped, and
+        messages keep the order in which they were produced (a replacing live update comes after
+        everything produced before it).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
