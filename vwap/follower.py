@@ -1,9 +1,11 @@
 """Follow ``ProcessorService.StreamEvents`` from a sequence, forever, missing nothing.
 
 Reconnects with capped exponential backoff when the processor is unreachable or restarts, and
-resumes at the last applied sequence + 1. Sequences are strictly increasing and gap-free: a
-duplicate is skipped; a gap (events lost upstream) or an undecodable event is logged and passed
-on as :class:`~vwap.events.EventsLost`, so that what was derived from the events is rebuilt.
+resumes at the last applied sequence + 1 (an error is logged when the processor's event log
+ends before that: its database was replaced or restored, and this service needs a restart).
+Sequences are strictly increasing and gap-free: a duplicate is skipped; a gap (events lost
+upstream) or an undecodable event is logged and passed on as
+:class:`~vwap.events.EventsLost`, so that what was derived from the events is rebuilt.
 """
 
 from __future__ import annotations
@@ -95,7 +97,9 @@ class EventFollower:
                     await self._follow_once(stub)
                     log.warning("stream_ended", last_sequence=self.last_sequence)
                 except grpc.aio.AioRpcError as exc:
-                    log.warning(
+                    # OUT_OF_RANGE: the processor's log ends before our position; no retry helps
+                    behind = exc.code() == grpc.StatusCode.OUT_OF_RANGE
+                    (log.error if behind else log.warning)(
                         "stream_failed",
                         code=exc.code().name,
                         details=exc.details() or "",
