@@ -28,6 +28,7 @@ from processor.stats import ProcessorCounters
 from tradekit.domain import TimeWindow
 from tradekit.logs import event_logger
 from tradekit.wire import (
+    NEWEST_SEQUENCE_KEY,
     WireError,
     symbol_from_proto,
     timestamp_from_ms,
@@ -101,7 +102,11 @@ class ProcessorServicer(processor_pb2_grpc.ProcessorServiceServicer):
                 )
                 next_seq = event.seq + 1
         except SequenceAhead as exc:
-            await context.abort(grpc.StatusCode.OUT_OF_RANGE, str(exc))
+            await context.abort(
+                grpc.StatusCode.OUT_OF_RANGE,
+                str(exc),
+                trailing_metadata=((NEWEST_SEQUENCE_KEY, str(exc.head)),),
+            )
         except psycopg.OperationalError as exc:
             await _store_away(context, exc, f"resume with from_sequence {next_seq}")
 

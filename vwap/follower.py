@@ -1,24 +1,25 @@
 """Follow ``ProcessorService.StreamEvents`` from a sequence, forever, missing nothing.
 
 Reconnects with capped exponential backoff when the processor is unreachable or restarts, and
-resumes at the last applied sequence + 1 (an error is logged when the processor's event log
-ends before that: its database was replaced or restored, and this service needs a restart).
-Sequences are strictly increasing and gap-free: a duplicate is skipped; a gap (events lost
-upstream) or an undecodable event is logged and passed on as
-:class:`~vwap.events.EventsLost`, so that what was derived from the events is rebuilt.
+resumes at the last applied sequence + 1. Sequences are strictly increasing and gap-free: a
+duplicate is skipped; a gap (events lost upstream) or an undecodable event is logged and passed
+on as :class:`~vwap.events.EventsLost`, so that what was derived from the events is rebuilt. So
+is a log that ends before the last applied sequence (the processor's database was replaced or
+restored): following resumes at its end.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import grpc
 from trading.v1 import events_pb2, processor_pb2, processor_pb2_grpc
 
 from tradekit.domain import SYMBOL_PATTERN
 from tradekit.logs import event_logger
-from tradekit.wire import WireError
+from tradekit.wire import NEWEST_SEQUENCE_KEY, WireError
 from vwap.events import DomainEvent, EventsLost, event_from_proto
 
 log = event_logger("vwap.follower")
@@ -76,6 +77,20 @@ class EventFollower:
             for sink in self._sinks:
                 sink(event)
 
+    def _restart_at(self, newest: int) -> None:
+        """The processor's event log ends at ``newest``, before what was applied (its database
+        was replaced or restored): what was derived from the events is dropped (an
+        ``EventsLost`` of every symbol) and following resumes after ``newest``."""
+        reason = (
+            f"the processor's event log ends at {newest}, before the {self.last_sequence} events"
+            " applied here (its database was replaced or restored)"
+        )
+        log.error("event_log_replaced", newest=newest, last_sequence=self.last_sequence)
+        self.gaps += 1
+        self.last_sequence = newest
+        for sink in self._sinks:
+            sink(EventsLost(newest, None, reason))
+
     async def _follow_once(self, stub: processor_pb2_grpc.ProcessorServiceStub) -> None:
         request = processor_pb2.StreamEventsRequest(from_sequence=self.last_sequence + 1)
         call = stub.StreamEvents(request)
@@ -97,16 +112,30 @@ class EventFollower:
                     await self._follow_once(stub)
                     log.warning("stream_ended", last_sequence=self.last_sequence)
                 except grpc.aio.AioRpcError as exc:
-                    # OUT_OF_RANGE: the processor's log ends before our position; no retry helps
-                    behind = exc.code() == grpc.StatusCode.OUT_OF_RANGE
-                    (log.error if behind else log.warning)(
+                    log.warning(
                         "stream_failed",
                         code=exc.code().name,
                         details=exc.details() or "",
                         last_sequence=self.last_sequence,
                         retry_in_s=backoff,
                     )
+                    newest = _newest_sequence(exc)
+                    if newest is not None and newest < self.last_sequence:
+                        self._restart_at(newest)
+                        continue
                 if self.last_sequence > before:
                     backoff = self._initial_backoff_s
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, self._max_backoff_s)
+
+
+def _newest_sequence(error: grpc.aio.AioRpcError) -> int | None:
+    """The newest sequence a StreamEvents refused OUT_OF_RANGE names, None for other errors."""
+    if error.code() != grpc.StatusCode.OUT_OF_RANGE:
+        return None
+    # (key, value) pairs at run time; grpc-stubs types them as objects with attributes
+    metadata: Any = error.trailing_metadata() or ()
+    for key, value in metadata:
+        if key == NEWEST_SEQUENCE_KEY and isinstance(value, str) and value.isdigit():
+            return int(value)
+    return None

@@ -30,7 +30,7 @@ from tests.processor.support import (
     verified_until,
     wait_verified_past,
 )
-from tradekit.wire import timestamp_from_ms
+from tradekit.wire import NEWEST_SEQUENCE_KEY, timestamp_from_ms
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
@@ -196,8 +196,9 @@ async def test_stream_events_of_a_symbol_never_reconciled_here_is_not_found(stac
 
 async def test_stream_events_from_past_the_end_of_the_log_is_out_of_range(stack: Stack) -> None:
     """A from_sequence past the newest event + 1 (a position from another event log) is
-    OUT_OF_RANGE naming the newest event; it used to wait silently and then skip every event
-    before it. Resuming at the newest + 1 is a live stream."""
+    OUT_OF_RANGE naming the newest event (also in the trailing metadata); it used to wait
+    silently and then skip every event before it. Resuming at the newest + 1 is a live
+    stream."""
     await asyncio.sleep(1)
     async with await psycopg.AsyncConnection.connect(stack.database_url) as conn:
         row = await (await conn.execute("SELECT seq FROM event_head")).fetchone()
@@ -219,6 +220,7 @@ async def test_stream_events_from_past_the_end_of_the_log_is_out_of_range(stack:
     )
     assert match is not None, details
     newest, at_most = int(match[1]), int(match[2])
+    assert (NEWEST_SEQUENCE_KEY, str(newest)) in list(caught.value.trailing_metadata() or ())
     assert head <= newest < asked
     assert at_most == newest + 1
     assert [e.sequence for e in live] == [head + 1]

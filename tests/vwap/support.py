@@ -28,6 +28,7 @@ from processor.events import (
     wrap_event,
 )
 from tradekit.domain import TimeWindow, Trade
+from tradekit.wire import NEWEST_SEQUENCE_KEY
 from vwap.app import RunningVwap
 from vwap.storage import dt_from_ms
 
@@ -81,6 +82,21 @@ class FakeProcessor:
         if self._server is not None:
             await self._server.stop(0)
             self._server = None
+
+    async def replace_log(self, keep: int) -> None:
+        """The processor's database restored from a backup holding the first ``keep`` events:
+        later events, and the trades they added, are gone. Call while stopped."""
+        conn = await psycopg.AsyncConnection.connect(self.database_url)
+        async with conn, conn.transaction():
+            for event in self.events[keep:]:
+                if event.WhichOneof("payload") == "trade":
+                    await conn.execute(
+                        "DELETE FROM trades WHERE symbol = %s AND trade_id = %s",
+                        (event.symbol, event.trade.trade.trade_id),
+                    )
+            await conn.execute("DELETE FROM events WHERE seq > %s", (keep,))
+            await conn.execute("UPDATE event_head SET seq = %s", (keep,))
+        del self.events[keep:]
 
     async def wait_for(self, seq: int) -> None:
         async with self._changed:
@@ -171,6 +187,13 @@ class _StreamEvents(processor_pb2_grpc.ProcessorServiceServicer):
         self, request: processor_pb2.StreamEventsRequest, context: Any
     ) -> AsyncIterator[processor_pb2.StreamEventsResponse]:
         self._fake.requests.append(request.from_sequence)
+        newest = len(self._fake.events)
+        if request.from_sequence > newest + 1:  # as the processor: a position of another log
+            await context.abort(
+                grpc.StatusCode.OUT_OF_RANGE,
+                f"from_sequence {request.from_sequence} is past the end of the event log",
+                trailing_metadata=((NEWEST_SEQUENCE_KEY, str(newest)),),
+            )
         seq = max(1, request.from_sequence)
         while True:
             await self._fake.wait_for(seq)

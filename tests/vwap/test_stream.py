@@ -501,3 +501,43 @@ async def test_an_event_the_service_cannot_apply_ends_streams_and_drops_cached_p
         update = (await asyncio.wait_for(again.read(), timeout=10)).update
         assert (update.point.notional, update.point.trade_count) == ("500", 2)
         again.cancel()
+
+
+async def test_a_replaced_event_log_drops_what_was_derived_and_follows_its_end(
+    start_vwap: VwapStarter, processor: FakeProcessor
+) -> None:
+    """The processor comes back on a database restored from an older backup: its log ends
+    before the service's position. The resume is refused OUT_OF_RANGE naming the log's end;
+    the service ends its streams and drops its cached points (they may hold trades the
+    restored store lacks) and follows the new log from its end: new streams and reads equal
+    the restored store plus what came after, with no event of the new log skipped."""
+    await processor.trade(_t(1, 1_000, "100"))
+    async with start_vwap() as (running, stub):
+        request = vwap_pb2.GetVwapRequest(
+            symbol="BTC", end_time=timestamp_from_ms(BASE + WINDOW), window=duration_from_ms(WINDOW)
+        )
+        call = stub.StreamVwap(_btc_request())
+        await _until_loaded(running)
+        lost = await processor.trade(_t(2, 2_000, "300"))
+        await running.follower.wait_for(lost.sequence)
+        cached = await stub.GetVwap(request)
+        await processor.stop()
+        await processor.replace_log(keep=1)
+        await processor.start()
+        ended = await _status_at_end(call)
+        await _until(lambda: processor.requests[-1:] == [2], "resumed at the new log's end")
+        again = stub.StreamVwap(_btc_request())
+        current = (await asyncio.wait_for(again.read(), timeout=10)).update
+        new = await processor.trade(_t(3, 3_000, "50"))  # sequence 2 of the new log
+        update = (await asyncio.wait_for(again.read(), timeout=10)).update
+        again.cancel()
+        after = await stub.GetVwap(request)
+    assert (cached.point.notional, cached.point.trade_count) == ("400", 2)
+    assert ended.code() == grpc.StatusCode.UNAVAILABLE
+    assert "event log ends at 1" in str(ended.details())
+    assert processor.requests[-2:] == [3, 2]  # refused past the end, then from the end
+    assert (current.point.notional, current.point.trade_count) == ("100", 1)
+    assert new.sequence == lost.sequence == 2
+    assert (update.sequence, update.point.notional, update.point.trade_count) == (2, "150", 2)
+    assert (after.point.notional, after.point.trade_count) == ("150", 2)
+    assert running.follower.last_sequence == 2

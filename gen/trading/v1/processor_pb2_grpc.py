@@ -69,8 +69,9 @@ class ProcessorServiceServicer:
         Errors: INVALID_ARGUMENT for a malformed symbol; NOT_FOUND for a symbol outside SYMBOLS
         that was never backfilled (it has no events and will not get any); OUT_OF_RANGE for a
         from_sequence past the newest event + 1 (a position from another event log, such as a
-        replaced database), naming the newest; UNAVAILABLE while the database is away, naming the
-        from_sequence to resume with.
+        replaced database), naming the newest in the message and in the trailing metadata
+        "newest-sequence" (drop what you derived from the events, resume after it); UNAVAILABLE
+        while the database is away, naming the from_sequence to resume with.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
