@@ -23,9 +23,11 @@ log = event_logger("tradekit.health")
 
 Probe = Callable[[], Awaitable[str | None]]
 
-#: How often the dependency is probed, and how long one probe may take.
+#: How often the dependency is probed, how long one probe may take, and how many failed
+#: probes in a row make the server NOT_SERVING.
 PROBE_INTERVAL_S = 2.0
 PROBE_TIMEOUT_S = 3.0
+FAILURES_TO_TRIP = 2
 
 
 class DatabaseProbe:
@@ -38,6 +40,15 @@ class DatabaseProbe:
         self._conn: psycopg.AsyncConnection[tuple[object, ...]] | None = None
 
     async def __call__(self) -> str | None:
+        kept = self._conn is not None
+        problem = await self._ask()
+        if problem is not None and kept:
+            # The kept connection may have died with a restart the database is already back
+            # from: a fresh one says whether it is still away.
+            problem = await self._ask()
+        return problem
+
+    async def _ask(self) -> str | None:
         try:
             async with asyncio.timeout(self._timeout_s):
                 if self._conn is None:
@@ -61,7 +72,12 @@ class DatabaseProbe:
 
 class HealthWatch:
     """Probes a dependency every ``interval_s`` and sets the server's health to match; an
-    async context manager owning the probing task."""
+    async context manager owning the probing task.
+
+    NOT_SERVING takes ``failures_to_trip`` failed probes in a row (one slow answer on a busy
+    machine is not an outage); SERVING comes back with the first probe that succeeds. A probe
+    that raises (a bug, not an outage) is logged, leaves the server NOT_SERVING, and is raised
+    again when the watch closes."""
 
     def __init__(
         self,
@@ -70,31 +86,49 @@ class HealthWatch:
         *,
         dependency: str = "database",
         interval_s: float = PROBE_INTERVAL_S,
+        failures_to_trip: int = FAILURES_TO_TRIP,
     ) -> None:
         self._server = server
         self._probe = probe
         self._dependency = dependency
         self._interval_s = interval_s
+        self._failures_to_trip = failures_to_trip
         self._task: asyncio.Task[None] | None = None
-        #: What is wrong with the dependency now, None while it answers.
+        #: What is wrong with the dependency now (None while it answers), and how many probes
+        #: in a row have said so.
         self.problem: str | None = None
+        self.failures = 0
+        #: Whether the server is reported SERVING (as far as this watch is concerned).
+        self.serving = True
 
     async def _run(self) -> None:
-        while True:
-            problem = await self._probe()
-            if (problem is None) != (self.problem is None):
-                await self._server.set_serving(problem is None)
-                if problem is None:
-                    log.info("dependency_back", dependency=self._dependency, health="SERVING")
-                else:
-                    log.warning(
-                        "dependency_lost",
-                        dependency=self._dependency,
-                        problem=problem,
-                        health="NOT_SERVING",
-                    )
-            self.problem = problem
-            await asyncio.sleep(self._interval_s)
+        try:
+            while True:
+                self.problem = await self._probe()
+                self.failures = 0 if self.problem is None else self.failures + 1
+                await self._report()
+                await asyncio.sleep(self._interval_s)
+        except Exception as exc:
+            log.error("health_probe_crashed", dependency=self._dependency, error=repr(exc))
+            self.serving = False
+            await self._server.set_serving(False)
+            raise
+
+    async def _report(self) -> None:
+        if self.problem is None and not self.serving:
+            self.serving = True
+            await self._server.set_serving(True)
+            log.info("dependency_back", dependency=self._dependency, health="SERVING")
+        elif self.serving and self.failures >= self._failures_to_trip:
+            self.serving = False
+            await self._server.set_serving(False)
+            log.warning(
+                "dependency_lost",
+                dependency=self._dependency,
+                problem=self.problem,
+                failed_probes=self.failures,
+                health="NOT_SERVING",
+            )
 
     async def __aenter__(self) -> HealthWatch:
         self._task = asyncio.create_task(self._run(), name=f"health-{self._dependency}")
@@ -106,7 +140,9 @@ class HealthWatch:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        await cancel_and_wait(self._task)
-        closer = getattr(self._probe, "aclose", None)
-        if closer is not None:
-            await closer()
+        try:
+            await cancel_and_wait(self._task)
+        finally:
+            closer = getattr(self._probe, "aclose", None)
+            if closer is not None:
+                await closer()
