@@ -5,8 +5,8 @@ The rule, as a pure data structure with no ``await``:
 - an item pushed with a key (a live point: its key names the series, e.g. symbol + step) that
   finds a pending item of the same key removes it and goes to the back: the subscriber skips a
   live value it has not been sent yet in favour of the newer one, which includes it;
-- an item pushed without a key (a closed point, a revision, the end of the stream) is never
-  removed, replaced or reordered;
+- an item pushed without a key (a closed point, a revision, a verification, the end of the
+  stream) is never removed, replaced or reordered;
 - items come out in the order they were (last) pushed, so sequences stay increasing and a live
   point never overtakes a closed point or revision that came before it.
 

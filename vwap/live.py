@@ -11,9 +11,9 @@ A new subscriber first receives the state's current live point (when the symbol 
 a stream starts from the current value, not from the next trade. Each message is rendered to
 protobuf and serialized once, and the same bytes are queued to every subscriber. A
 subscriber's queue conflates live points (:mod:`vwap.conflation`): a live point not yet sent
-is replaced by the newer one of its series, while closed points and revisions are all
-delivered, in order. A subscriber whose closed points and revisions pile up beyond
-``max_queue`` is cut off rather than slowing others.
+is replaced by the newer one of its series, while closed points, revisions and
+verifications are all delivered, in order. A subscriber whose closed points, revisions and
+verifications pile up beyond ``max_queue`` is cut off rather than slowing others.
 """
 
 from __future__ import annotations

@@ -136,7 +136,7 @@ class VwapServicer(vwap_pb2_grpc.VwapServiceServicer):
             yield vwap_pb2.GetVwapSeriesResponse(point=point_to_proto(point))
 
     async def StreamVwap(self, request: vwap_pb2.StreamVwapRequest, context: Context) -> None:
-        """Live updates, closed points and revisions, written as pre-serialized
+        """Live updates, closed points, revisions and verifications, written as pre-serialized
         ``StreamVwapResponse`` bytes (the hub serializes each message once for all its
         subscribers; :func:`registration` passes them through unchanged) by the outbox's
         senders, which share a fixed number of send turns among all streams."""
