@@ -25,10 +25,11 @@ _money = st.decimals(min_value=Decimal("0.01"), max_value=Decimal("500"), places
 
 # An operation: ("trade", ts, price, qty) | ("update", pick, ts_shift, price, qty)
 # | ("delete", pick) | ("insert", ts, price, qty) | ("tick", now): the clock reaches now
-# | ("verify", until): reconciliation verified everything before until
+# | ("verify", until, from): reconciliation verified [from, until) (from None: unchanged; an
+# earlier one moves the range's start back, as a backfill does)
 _op = st.one_of(
     st.tuples(st.just("tick"), st.integers(0, 260)),
-    st.tuples(st.just("verify"), st.integers(0, 260)),
+    st.tuples(st.just("verify"), st.integers(0, 260), st.none() | st.integers(0, 260)),
     st.tuples(st.just("trade"), st.integers(0, 200), _money, _money),
     st.tuples(st.just("trade"), st.integers(0, 200), _money, _money),
     st.tuples(st.just("update"), st.integers(0, 10**6), st.integers(-8, 8), _money, _money),
@@ -43,12 +44,14 @@ _op = st.one_of(
     st.lists(_op, max_size=40),
     st.sampled_from([3, 7, 10, 25]),
     st.sampled_from([1, 4, 5, 10]),
+    st.sampled_from([None, 0, 40, 120]),
 )
 def test_rolling_matches_brute_force(
     initial: list[tuple[int, Decimal, Decimal]],
     ops: list[tuple[object, ...]],
     window: int,
     step: int,
+    verified_from: int | None,
 ) -> None:
     """Live points, closed points and revisions always equal sums over the current trades;
     each correction revises exactly the emitted closed points whose window holds its times;
@@ -57,7 +60,12 @@ def test_rolling_matches_brute_force(
     latest sums once the watermark passes its end) and never before."""
     truth: dict[int, Trade] = {i: Trade("BTC", i, ts, p, q) for i, (ts, p, q) in enumerate(initial)}
     rolling = RollingWindow(
-        "BTC", window_ms=window, step_ms=step, retention_ms=10**9, trades=truth.values()
+        "BTC",
+        window_ms=window,
+        step_ms=step,
+        retention_ms=10**9,
+        trades=truth.values(),
+        verified_from_ms=verified_from,
     )
     emitted: dict[int, Sums] = {}
     newest = max((t.ts_ms for t in truth.values()), default=None)
@@ -65,11 +73,17 @@ def test_rolling_matches_brute_force(
     clock = 0
     watermark: int | None = None
     final: set[int] = set()
+
+    def _verified(start: int, end: int) -> bool:
+        if watermark is None or end > watermark:
+            return False
+        return verified_from is None or verified_from <= start
+
     for seq, op in enumerate(ops, start=1):
         old: Trade | None = None
         new: Trade | None = None
         if op[0] == "tick" or op[0] == "verify":
-            _, now = op
+            now = op[1]
             assert isinstance(now, int)
         elif op[0] == "trade" or op[0] == "insert":
             _, ts, price, qty = op
@@ -96,8 +110,14 @@ def test_rolling_matches_brute_force(
             clock = max(clock, now)
             messages = rolling.close_through(clock, seq)
         elif op[0] == "verify":
+            start = op[2]
+            assert start is None or isinstance(start, int)
+            if start is not None and (
+                watermark is None or (verified_from is not None and start < verified_from)
+            ):
+                verified_from = start
             watermark = now if watermark is None else max(watermark, now)
-            messages = rolling.on_window_verified(now - 10, now, now, None, seq)
+            messages = rolling.on_window_verified(now - 10, now, now, start, seq)
         elif op[0] == "trade":
             assert new is not None
             messages = rolling.on_trade(new, seq)
@@ -127,7 +147,7 @@ def test_rolling_matches_brute_force(
         for update in (m for m in messages if isinstance(m, Update)):
             point = update.point
             assert point.sums == _brute(truth, point.start_ms, point.end_ms)
-            assert point.verified == (watermark is not None and point.end_ms <= watermark)
+            assert point.verified == _verified(point.start_ms, point.end_ms)
             if update.closed:
                 assert point.end_ms % step == 0
                 assert point.end_ms not in emitted
@@ -145,7 +165,7 @@ def test_rolling_matches_brute_force(
             assert verified.point.sums == emitted[end]
             assert verified.sequence == seq
             final.add(end)
-        assert final == {e for e in emitted if watermark is not None and e <= watermark}
+        assert final == {e for e in emitted if _verified(e - window, e)}
         live = rolling.live_point()
         if live is not None:
             assert live.sums == _brute(truth, live.start_ms, live.end_ms)
