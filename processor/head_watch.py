@@ -39,7 +39,7 @@ class HeadWatcher:
         await conn.execute(
             psycopg.sql.SQL("LISTEN {}").format(psycopg.sql.Identifier(NOTIFY_CHANNEL))
         )
-        await self.advance(await head_sequence(conn))
+        await self._reset(await head_sequence(conn))
         return conn
 
     async def __aexit__(
@@ -68,6 +68,17 @@ class HeadWatcher:
                     break
                 except psycopg.OperationalError as exc:
                     log.warning("listen_reconnect_failed", error=str(exc).strip())
+
+    async def _reset(self, head: int) -> None:
+        """The head as read from the database on (re)connecting; it may be lower than the one
+        recorded when the database was replaced or restored from a backup, and is taken as is
+        (kept, waits past the new head would return at once and streams would spin)."""
+        async with self._condition:
+            if head != self.head:
+                if head < self.head:
+                    log.error("event_head_moved_back", recorded=self.head, database=head)
+                self.head = head
+                self._condition.notify_all()
 
     async def advance(self, head: int) -> None:
         """Record that the log reached ``head`` and wake the waiters."""

@@ -7,6 +7,7 @@ import asyncio
 
 import pytest
 
+from processor.db import Pool
 from processor.head_watch import HeadWatcher
 
 
@@ -42,3 +43,27 @@ async def test_a_wait_cancelled_as_the_head_passes_is_cancelled() -> None:
     waiting.cancel()
     with pytest.raises(asyncio.CancelledError):
         await waiting
+
+
+async def test_a_head_that_moved_back_is_taken_on_reconnect(pool: Pool, database_url: str) -> None:
+    """The database restored from an older backup: on reconnecting, the watcher takes the
+    lower head it reads (waits beyond it wait again) instead of keeping the old one, which made
+    every wait past the new head return at once and streams re-read the log without pause."""
+    async with pool.connection() as conn:
+        await conn.execute("UPDATE event_head SET seq = 5")
+    async with HeadWatcher(database_url) as watcher:
+        assert watcher.head == 5
+        async with pool.connection() as conn:
+            await conn.execute("UPDATE event_head SET seq = 2")
+            await conn.execute(  # cut the watcher's LISTEN session: it reconnects
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        for _ in range(100):
+            if watcher.head != 5:
+                break
+            await asyncio.sleep(0.05)
+        head_after = watcher.head
+        waited = await watcher.wait_beyond(2, patience_s=0.2)
+    assert head_after == 2
+    assert waited is False
