@@ -41,19 +41,18 @@ class DatabaseProbe:
 
     async def __call__(self) -> str | None:
         kept = self._conn is not None
-        problem = await self._ask()
-        if problem is not None and kept:
-            # The kept connection may have died with a restart the database is already back
-            # from: a fresh one says whether it is still away.
-            problem = await self._ask()
-        return problem
-
-    async def _ask(self) -> str | None:
         try:
             async with asyncio.timeout(self._timeout_s):
-                if self._conn is None:
-                    self._conn = await psycopg.AsyncConnection.connect(self._url, autocommit=True)
-                await self._conn.execute("SELECT 1")
+                try:
+                    await self._select_one()
+                except psycopg.Error:
+                    if not kept:
+                        raise
+                    # The kept connection may have died with a restart the database is
+                    # already back from: a fresh one (within the same time) says whether it is
+                    # still away.
+                    await self.aclose()
+                    await self._select_one()
         except TimeoutError:
             await self.aclose()
             return f"the database did not answer within {self._timeout_s:g} s"
@@ -62,6 +61,11 @@ class DatabaseProbe:
             first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             return f"the database is unreachable: {first_line}"
         return None
+
+    async def _select_one(self) -> None:
+        if self._conn is None:
+            self._conn = await psycopg.AsyncConnection.connect(self._url, autocommit=True)
+        await self._conn.execute("SELECT 1")
 
     async def aclose(self) -> None:
         """Close the probe's connection (the next probe opens a new one)."""

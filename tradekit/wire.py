@@ -23,10 +23,10 @@ class WireError(DomainError):
     """A protobuf message field that cannot be accepted."""
 
 
-#: The range of a protobuf Timestamp (0001-01-01T00:00:00Z .. 9999-12-31T23:59:59.999Z), in ms.
 #: Trailing metadata of a StreamEvents refused OUT_OF_RANGE: the newest sequence of the log.
 NEWEST_SEQUENCE_KEY = "newest-sequence"
 
+#: The range of a protobuf Timestamp (0001-01-01T00:00:00Z .. 9999-12-31T23:59:59.999Z), in ms.
 MIN_TIMESTAMP_MS = -62_135_596_800_000
 MAX_TIMESTAMP_MS = 253_402_300_799_999
 

@@ -136,6 +136,8 @@ def _newest_sequence(error: grpc.aio.AioRpcError) -> int | None:
     # (key, value) pairs at run time; grpc-stubs types them as objects with attributes
     metadata: Any = error.trailing_metadata() or ()
     for key, value in metadata:
-        if key == NEWEST_SEQUENCE_KEY and isinstance(value, str) and value.isdigit():
+        if key != NEWEST_SEQUENCE_KEY or not isinstance(value, str):
+            continue
+        if value.isascii() and value.isdigit():  # int() would refuse other digits
             return int(value)
     return None
