@@ -17,6 +17,8 @@ from processor.db import Connection
 
 #: PostgreSQL channel notified (on commit) with the new head sequence after every append.
 NOTIFY_CHANNEL = "trading_events"
+#: An event's publish time in ms, as its envelope carries it (and resuming clients quote it).
+_CREATED_MS = "(extract(epoch FROM created_at) * 1000)::bigint"
 
 
 class NewEvent(NamedTuple):
@@ -99,6 +101,16 @@ async def head_sequence(conn: Connection) -> int:
     return int(row[0])
 
 
+async def publish_ms(conn: Connection, seq: int) -> int | None:
+    """When the event ``seq`` was published (as its envelope says), None when there is none."""
+    cur = await conn.execute(
+        f"SELECT {_CREATED_MS} FROM events WHERE seq = %s",
+        (seq,),
+    )
+    row = await cur.fetchone()
+    return None if row is None else int(row[0])
+
+
 async def read_events(
     conn: Connection,
     *,
@@ -111,8 +123,7 @@ async def read_events(
     ``symbols`` (all symbols when empty)."""
     upper = through_seq if through_seq is not None else 2**63 - 1
     cur = await conn.execute(
-        "SELECT seq, symbol, subject, type, payload,"
-        " (extract(epoch FROM created_at) * 1000)::bigint"
+        f"SELECT seq, symbol, subject, type, payload, {_CREATED_MS}"
         " FROM events WHERE seq >= %s AND seq <= %s"
         " AND (cardinality(%s::text[]) = 0 OR symbol = ANY(%s::text[]))"
         " ORDER BY seq LIMIT %s",

@@ -11,7 +11,7 @@ import psycopg
 from trading.v1 import processor_pb2, processor_pb2_grpc
 
 from processor.db import Pool
-from processor.event_stream import SequenceAhead, follow_events
+from processor.event_stream import ForeignPosition, follow_events
 from processor.events import wrap_event
 from processor.head_watch import HeadWatcher
 from processor.reconcile.errors import (
@@ -30,6 +30,7 @@ from tradekit.logs import event_logger
 from tradekit.wire import (
     NEWEST_SEQUENCE_KEY,
     WireError,
+    ms_from_timestamp,
     symbol_from_proto,
     timestamp_from_ms,
     window_from_request,
@@ -77,6 +78,14 @@ class ProcessorServicer(processor_pb2_grpc.ProcessorServiceServicer):
         except WireError as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"symbols: {exc}")
         try:
+            last_publish_ms = (
+                ms_from_timestamp(request.last_publish_time, field="last_publish_time")
+                if request.HasField("last_publish_time")
+                else None
+            )
+        except WireError as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        try:
             unknown = await self._reconciler.unknown(symbols)
         except psycopg.OperationalError as exc:
             await _store_away(context, exc, "retry")
@@ -92,6 +101,7 @@ class ProcessorServicer(processor_pb2_grpc.ProcessorServiceServicer):
                 self._pool,
                 self._watcher,
                 from_seq=request.from_sequence,
+                last_publish_ms=last_publish_ms,
                 symbols=symbols,
                 stopping=self._stopping,
             ):
@@ -101,7 +111,7 @@ class ProcessorServicer(processor_pb2_grpc.ProcessorServiceServicer):
                     )
                 )
                 next_seq = event.seq + 1
-        except SequenceAhead as exc:
+        except ForeignPosition as exc:
             await context.abort(
                 grpc.StatusCode.OUT_OF_RANGE,
                 str(exc),

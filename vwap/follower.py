@@ -4,8 +4,9 @@ Reconnects with capped exponential backoff when the processor is unreachable or 
 resumes at the last applied sequence + 1. Sequences are strictly increasing and gap-free: a
 duplicate is skipped; a gap (events lost upstream) or an undecodable event is logged and passed
 on as :class:`~vwap.events.EventsLost`, so that what was derived from the events is rebuilt. So
-is a log that ends before the last applied sequence (the processor's database was replaced or
-restored): following resumes at its end.
+is a log that is not the one followed (the processor's database was replaced or restored): it
+ends before the last applied sequence, or its event there was published at another time than
+the one received; following resumes at its end.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
 from trading.v1 import events_pb2, processor_pb2, processor_pb2_grpc
 
 from tradekit.domain import SYMBOL_PATTERN
@@ -45,6 +47,9 @@ class EventFollower:
         self._max_backoff_s = max_backoff_s
         #: The last sequence applied (or skipped as undecodable).
         self.last_sequence = start_after
+        #: The publish time of that event as received (None: not received from this log, as
+        #: at start), quoted when resuming so that a replaced log is noticed.
+        self._last_publish: Timestamp | None = None
         self.connections = 0
         self.gaps = 0
         self.duplicates = 0
@@ -67,6 +72,7 @@ class EventFollower:
             log.error("event_gap", expected=self.last_sequence + 1, received=seq)
             out.append(EventsLost(seq, None, f"events {self.last_sequence + 1}..{seq - 1} lost"))
         self.last_sequence = seq
+        self._last_publish = event_msg.publish_time
         try:
             out.append(event_from_proto(event_msg))
         except WireError as exc:
@@ -77,22 +83,30 @@ class EventFollower:
             for sink in self._sinks:
                 sink(event)
 
-    def _restart_at(self, newest: int) -> None:
-        """The processor's event log ends at ``newest``, before what was applied (its database
-        was replaced or restored): what was derived from the events is dropped (an
-        ``EventsLost`` of every symbol) and following resumes after ``newest``."""
+    def _restart_at(self, newest: int, details: str) -> None:
+        """The processor's event log is not the one followed (its database was replaced or
+        restored): what was derived from the events is dropped (an ``EventsLost`` of every
+        symbol) and following resumes after its newest event."""
         reason = (
-            f"the processor's event log ends at {newest}, before the {self.last_sequence} events"
-            " applied here (its database was replaced or restored)"
+            f"the processor's event log was replaced or restored (newest event {newest},"
+            f" {self.last_sequence} applied here)"
         )
-        log.error("event_log_replaced", newest=newest, last_sequence=self.last_sequence)
+        log.error(
+            "event_log_replaced",
+            newest=newest,
+            last_sequence=self.last_sequence,
+            processor_said=details,
+        )
         self.gaps += 1
         self.last_sequence = newest
+        self._last_publish = None
         for sink in self._sinks:
             sink(EventsLost(newest, None, reason))
 
     async def _follow_once(self, stub: processor_pb2_grpc.ProcessorServiceStub) -> None:
-        request = processor_pb2.StreamEventsRequest(from_sequence=self.last_sequence + 1)
+        request = processor_pb2.StreamEventsRequest(
+            from_sequence=self.last_sequence + 1, last_publish_time=self._last_publish
+        )
         call = stub.StreamEvents(request)
         self.connections += 1
         log.info("stream_opened", address=self._address, from_sequence=request.from_sequence)
@@ -120,8 +134,8 @@ class EventFollower:
                         retry_in_s=backoff,
                     )
                     newest = _newest_sequence(exc)
-                    if newest is not None and newest < self.last_sequence:
-                        self._restart_at(newest)
+                    if newest is not None:
+                        self._restart_at(newest, exc.details() or "")
                         continue
                 if self.last_sequence > before:
                     backoff = self._initial_backoff_s

@@ -30,7 +30,7 @@ from tests.processor.support import (
     verified_until,
     wait_verified_past,
 )
-from tradekit.wire import NEWEST_SEQUENCE_KEY, timestamp_from_ms
+from tradekit.wire import NEWEST_SEQUENCE_KEY, ms_from_timestamp, timestamp_from_ms
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
@@ -224,6 +224,44 @@ async def test_stream_events_from_past_the_end_of_the_log_is_out_of_range(stack:
     assert head <= newest < asked
     assert at_most == newest + 1
     assert [e.sequence for e in live] == [head + 1]
+
+
+async def test_a_resume_quoting_another_publish_time_is_out_of_range(stack: Stack) -> None:
+    """A client quoting, for the event before its position, the publish time it received
+    resumes as usual; quoting another (its log was replaced and has grown past its position)
+    is OUT_OF_RANGE naming that event and this log's newest; a malformed one is
+    INVALID_ARGUMENT."""
+    await asyncio.sleep(1)
+    async with grpc.aio.insecure_channel(stack.processor.address) as channel:
+        stub = processor_pb2_grpc.ProcessorServiceStub(channel)
+        seen = await asyncio.wait_for(_collect(stub, 1, 3), timeout=60)
+        quoted = seen[1].publish_time
+        resumed = stub.StreamEvents(
+            processor_pb2.StreamEventsRequest(from_sequence=3, last_publish_time=quoted)
+        )
+        first = await asyncio.wait_for(resumed.read(), timeout=60)
+        resumed.cancel()
+        other = timestamp_from_ms(ms_from_timestamp(quoted, field="t") + 1)
+        refused = stub.StreamEvents(
+            processor_pb2.StreamEventsRequest(from_sequence=3, last_publish_time=other)
+        )
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await refused.read()
+        bad = processor_pb2.StreamEventsRequest(from_sequence=3)
+        bad.last_publish_time.nanos = 1
+        malformed = stub.StreamEvents(bad)
+        with pytest.raises(grpc.aio.AioRpcError) as invalid:
+            await malformed.read()
+    assert first.event == seen[2]
+    assert caught.value.code() == grpc.StatusCode.OUT_OF_RANGE
+    details = caught.value.details() or ""
+    assert details.startswith("event 2 of this log was published ")
+    assert "drop what you derived from it and resume after its newest event" in details
+    newest = [v for k, v in caught.value.trailing_metadata() or () if k == NEWEST_SEQUENCE_KEY]
+    assert len(newest) == 1
+    assert int(newest[0]) >= 3
+    assert invalid.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "last_publish_time" in (invalid.value.details() or "")
 
 
 async def _read_until_error(

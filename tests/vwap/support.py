@@ -17,7 +17,7 @@ import psycopg
 from trading.v1 import events_pb2, processor_pb2, processor_pb2_grpc
 
 from devstack.ports import free_port
-from processor.event_log import NewEvent, append_events
+from processor.event_log import NewEvent, append_events, publish_ms
 from processor.events import (
     Correction,
     CorrectionKind,
@@ -118,7 +118,9 @@ class FakeProcessor:
         async with conn, conn.transaction():
             await change(conn)
             seq = await append_events(conn, [event])
-        return wrap_event(seq, event.symbol, event.type_name, event.payload, 0)
+            published = await publish_ms(conn, seq)
+        assert published is not None
+        return wrap_event(seq, event.symbol, event.type_name, event.payload, published)
 
     async def trade(self, trade: Trade, *, release: bool = True) -> events_pb2.Event:
         """Store a new trade and publish its TradeEvent."""
@@ -187,11 +189,16 @@ class _StreamEvents(processor_pb2_grpc.ProcessorServiceServicer):
         self, request: processor_pb2.StreamEventsRequest, context: Any
     ) -> AsyncIterator[processor_pb2.StreamEventsResponse]:
         self._fake.requests.append(request.from_sequence)
-        newest = len(self._fake.events)
-        if request.from_sequence > newest + 1:  # as the processor: a position of another log
+        events = self._fake.events
+        newest = len(events)
+        before = request.from_sequence - 1
+        elsewhere = request.HasField("last_publish_time") and (
+            1 <= before <= newest and events[before - 1].publish_time != request.last_publish_time
+        )
+        if before > newest or elsewhere:  # as the processor: a position of another log
             await context.abort(
                 grpc.StatusCode.OUT_OF_RANGE,
-                f"from_sequence {request.from_sequence} is past the end of the event log",
+                f"from_sequence {request.from_sequence} is not a position of this event log",
                 trailing_metadata=((NEWEST_SEQUENCE_KEY, str(newest)),),
             )
         seq = max(1, request.from_sequence)

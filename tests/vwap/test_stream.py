@@ -534,10 +534,47 @@ async def test_a_replaced_event_log_drops_what_was_derived_and_follows_its_end(
         after = await stub.GetVwap(request)
     assert (cached.point.notional, cached.point.trade_count) == ("400", 2)
     assert ended.code() == grpc.StatusCode.UNAVAILABLE
-    assert "event log ends at 1" in str(ended.details())
+    assert "event log was replaced or restored (newest event 1, 2 applied here)" in str(
+        ended.details()
+    )
     assert processor.requests[-2:] == [3, 2]  # refused past the end, then from the end
     assert (current.point.notional, current.point.trade_count) == ("100", 1)
     assert new.sequence == lost.sequence == 2
     assert (update.sequence, update.point.notional, update.point.trade_count) == (2, "150", 2)
     assert (after.point.notional, after.point.trade_count) == ("150", 2)
     assert running.follower.last_sequence == 2
+
+
+async def test_a_replaced_event_log_grown_past_the_position_is_noticed(
+    start_vwap: VwapStarter, processor: FakeProcessor
+) -> None:
+    """The restored log has already grown past the service's position when it reconnects:
+    the publish time it quotes for its last event differs from the new log's event there, so
+    the resume is refused all the same and the service rebuilds from the store; it used to go
+    on from its old position, skipping the new log's events before it and keeping the lost
+    trade in its state."""
+    await processor.trade(_t(1, 1_000, "100"))
+    async with start_vwap() as (running, stub):
+        call = stub.StreamVwap(_btc_request())
+        await _until_loaded(running)
+        lost = await processor.trade(_t(2, 2_000, "300"))
+        await running.follower.wait_for(lost.sequence)
+        await processor.stop()
+        await processor.replace_log(keep=1)
+        await asyncio.sleep(0.01)  # the new log's events are published at later instants
+        grown = [
+            await processor.trade(_t(3, 3_000, "50")),
+            await processor.trade(_t(4, 4_000, "10")),
+        ]
+        await processor.start()
+        ended = await _status_at_end(call)
+        await _until(lambda: processor.requests[-1:] == [4], "resumed at the new log's end")
+        again = stub.StreamVwap(_btc_request())
+        current = (await asyncio.wait_for(again.read(), timeout=10)).update
+        again.cancel()
+    assert [e.sequence for e in grown] == [2, 3]
+    assert grown[0].publish_time != lost.publish_time
+    assert ended.code() == grpc.StatusCode.UNAVAILABLE
+    assert "(newest event 3, 2 applied here)" in str(ended.details())
+    assert processor.requests[-2:] == [3, 4]  # refused at the old position, then the end
+    assert (current.point.notional, current.point.trade_count) == ("160", 3)

@@ -27,33 +27,33 @@ from trading.v1 import events_pb2 as trading_dot_v1_dot_events__pb2
 from trading.v1 import trade_pb2 as trading_dot_v1_dot_trade__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1atrading/v1/processor.proto\x12\ntrading.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17trading/v1/events.proto\x1a\x16trading/v1/trade.proto\"=\n\x13StreamEventsRequest\x12\x0f\n\x07symbols\x18\x01 \x03(\t\x12\x15\n\rfrom_sequence\x18\x02 \x01(\x04\"8\n\x14StreamEventsResponse\x12 \n\x05\x65vent\x18\x01 \x01(\x0b\x32\x11.trading.v1.Event\"\x7f\n\x0f\x42\x61\x63kfillRequest\x12\x0e\n\x06symbol\x18\x01 \x01(\t\x12.\n\nstart_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xa4\x01\n\x10\x42\x61\x63kfillResponse\x12\x15\n\rwindows_total\x18\x01 \x01(\x05\x12\x14\n\x0cwindows_done\x18\x02 \x01(\x05\x12&\n\x06window\x18\x03 \x01(\x0b\x32\x16.trading.v1.TimeWindow\x12\x13\n\x0btrade_count\x18\x04 \x01(\x03\x12\x14\n\x0c\x63hange_count\x18\x05 \x01(\x03\x12\x10\n\x08\x63omplete\x18\x06 \x01(\x08\"\xcd\x01\n\x0e\x43overageWindow\x12\x0e\n\x06symbol\x18\x01 \x01(\t\x12&\n\x06window\x18\x02 \x01(\x0b\x32\x16.trading.v1.TimeWindow\x12&\n\x05state\x18\x03 \x01(\x0e\x32\x17.trading.v1.WindowState\x12\x13\n\x0btrade_count\x18\x04 \x01(\x03\x12\x14\n\x0c\x63hange_count\x18\x05 \x01(\x03\x12\x30\n\x0cupdated_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x82\x01\n\x12GetCoverageRequest\x12\x0e\n\x06symbol\x18\x01 \x01(\t\x12.\n\nstart_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xa9\x01\n\x13GetCoverageResponse\x12+\n\x07windows\x18\x01 \x03(\x0b\x32\x1a.trading.v1.CoverageWindow\x12\x32\n\x0everified_until\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x31\n\rverified_from\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x1a\n\x18GetProcessorStatsRequest\"\xd7\x02\n\x19GetProcessorStatsResponse\x12\x17\n\x0f\x66rames_received\x18\x01 \x01(\x03\x12\x17\n\x0ftrades_ingested\x18\x02 \x01(\x03\x12\x1a\n\x12\x64uplicates_dropped\x18\x03 \x01(\x03\x12\x1a\n\x12\x66rames_quarantined\x18\x04 \x01(\x03\x12\x13\n\x0b\x63onnections\x18\x05 \x01(\x03\x12\x15\n\rgaps_recorded\x18\x06 \x01(\x03\x12\x18\n\x10windows_verified\x18\x07 \x01(\x03\x12\x1c\n\x14\x63orrections_inserted\x18\x08 \x01(\x03\x12\x1b\n\x13\x63orrections_updated\x18\t \x01(\x03\x12\x1b\n\x13\x63orrections_deleted\x18\n \x01(\x03\x12\x18\n\x10\x65vents_published\x18\x0b \x01(\x03\x12\x18\n\x10windows_rejected\x18\x0c \x01(\x03*\x8d\x01\n\x0bWindowState\x12\x1c\n\x18WINDOW_STATE_UNSPECIFIED\x10\x00\x12\x15\n\x11WINDOW_STATE_LIVE\x10\x01\x12\x14\n\x10WINDOW_STATE_GAP\x10\x02\x12\x18\n\x14WINDOW_STATE_PENDING\x10\x03\x12\x19\n\x15WINDOW_STATE_VERIFIED\x10\x04\x32\xe2\x02\n\x10ProcessorService\x12S\n\x0cStreamEvents\x12\x1f.trading.v1.StreamEventsRequest\x1a .trading.v1.StreamEventsResponse0\x01\x12G\n\x08\x42\x61\x63kfill\x12\x1b.trading.v1.BackfillRequest\x1a\x1c.trading.v1.BackfillResponse0\x01\x12N\n\x0bGetCoverage\x12\x1e.trading.v1.GetCoverageRequest\x1a\x1f.trading.v1.GetCoverageResponse\x12`\n\x11GetProcessorStats\x12$.trading.v1.GetProcessorStatsRequest\x1a%.trading.v1.GetProcessorStatsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1atrading/v1/processor.proto\x12\ntrading.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17trading/v1/events.proto\x1a\x16trading/v1/trade.proto\"t\n\x13StreamEventsRequest\x12\x0f\n\x07symbols\x18\x01 \x03(\t\x12\x15\n\rfrom_sequence\x18\x02 \x01(\x04\x12\x35\n\x11last_publish_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"8\n\x14StreamEventsResponse\x12 \n\x05\x65vent\x18\x01 \x01(\x0b\x32\x11.trading.v1.Event\"\x7f\n\x0f\x42\x61\x63kfillRequest\x12\x0e\n\x06symbol\x18\x01 \x01(\t\x12.\n\nstart_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xa4\x01\n\x10\x42\x61\x63kfillResponse\x12\x15\n\rwindows_total\x18\x01 \x01(\x05\x12\x14\n\x0cwindows_done\x18\x02 \x01(\x05\x12&\n\x06window\x18\x03 \x01(\x0b\x32\x16.trading.v1.TimeWindow\x12\x13\n\x0btrade_count\x18\x04 \x01(\x03\x12\x14\n\x0c\x63hange_count\x18\x05 \x01(\x03\x12\x10\n\x08\x63omplete\x18\x06 \x01(\x08\"\xcd\x01\n\x0e\x43overageWindow\x12\x0e\n\x06symbol\x18\x01 \x01(\t\x12&\n\x06window\x18\x02 \x01(\x0b\x32\x16.trading.v1.TimeWindow\x12&\n\x05state\x18\x03 \x01(\x0e\x32\x17.trading.v1.WindowState\x12\x13\n\x0btrade_count\x18\x04 \x01(\x03\x12\x14\n\x0c\x63hange_count\x18\x05 \x01(\x03\x12\x30\n\x0cupdated_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x82\x01\n\x12GetCoverageRequest\x12\x0e\n\x06symbol\x18\x01 \x01(\t\x12.\n\nstart_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xa9\x01\n\x13GetCoverageResponse\x12+\n\x07windows\x18\x01 \x03(\x0b\x32\x1a.trading.v1.CoverageWindow\x12\x32\n\x0everified_until\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x31\n\rverified_from\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x1a\n\x18GetProcessorStatsRequest\"\xd7\x02\n\x19GetProcessorStatsResponse\x12\x17\n\x0f\x66rames_received\x18\x01 \x01(\x03\x12\x17\n\x0ftrades_ingested\x18\x02 \x01(\x03\x12\x1a\n\x12\x64uplicates_dropped\x18\x03 \x01(\x03\x12\x1a\n\x12\x66rames_quarantined\x18\x04 \x01(\x03\x12\x13\n\x0b\x63onnections\x18\x05 \x01(\x03\x12\x15\n\rgaps_recorded\x18\x06 \x01(\x03\x12\x18\n\x10windows_verified\x18\x07 \x01(\x03\x12\x1c\n\x14\x63orrections_inserted\x18\x08 \x01(\x03\x12\x1b\n\x13\x63orrections_updated\x18\t \x01(\x03\x12\x1b\n\x13\x63orrections_deleted\x18\n \x01(\x03\x12\x18\n\x10\x65vents_published\x18\x0b \x01(\x03\x12\x18\n\x10windows_rejected\x18\x0c \x01(\x03*\x8d\x01\n\x0bWindowState\x12\x1c\n\x18WINDOW_STATE_UNSPECIFIED\x10\x00\x12\x15\n\x11WINDOW_STATE_LIVE\x10\x01\x12\x14\n\x10WINDOW_STATE_GAP\x10\x02\x12\x18\n\x14WINDOW_STATE_PENDING\x10\x03\x12\x19\n\x15WINDOW_STATE_VERIFIED\x10\x04\x32\xe2\x02\n\x10ProcessorService\x12S\n\x0cStreamEvents\x12\x1f.trading.v1.StreamEventsRequest\x1a .trading.v1.StreamEventsResponse0\x01\x12G\n\x08\x42\x61\x63kfill\x12\x1b.trading.v1.BackfillRequest\x1a\x1c.trading.v1.BackfillResponse0\x01\x12N\n\x0bGetCoverage\x12\x1e.trading.v1.GetCoverageRequest\x1a\x1f.trading.v1.GetCoverageResponse\x12`\n\x11GetProcessorStats\x12$.trading.v1.GetProcessorStatsRequest\x1a%.trading.v1.GetProcessorStatsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'trading.v1.processor_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_WINDOWSTATE']._serialized_start=1429
-  _globals['_WINDOWSTATE']._serialized_end=1570
+  _globals['_WINDOWSTATE']._serialized_start=1484
+  _globals['_WINDOWSTATE']._serialized_end=1625
   _globals['_STREAMEVENTSREQUEST']._serialized_start=124
-  _globals['_STREAMEVENTSREQUEST']._serialized_end=185
-  _globals['_STREAMEVENTSRESPONSE']._serialized_start=187
-  _globals['_STREAMEVENTSRESPONSE']._serialized_end=243
-  _globals['_BACKFILLREQUEST']._serialized_start=245
-  _globals['_BACKFILLREQUEST']._serialized_end=372
-  _globals['_BACKFILLRESPONSE']._serialized_start=375
-  _globals['_BACKFILLRESPONSE']._serialized_end=539
-  _globals['_COVERAGEWINDOW']._serialized_start=542
-  _globals['_COVERAGEWINDOW']._serialized_end=747
-  _globals['_GETCOVERAGEREQUEST']._serialized_start=750
-  _globals['_GETCOVERAGEREQUEST']._serialized_end=880
-  _globals['_GETCOVERAGERESPONSE']._serialized_start=883
-  _globals['_GETCOVERAGERESPONSE']._serialized_end=1052
-  _globals['_GETPROCESSORSTATSREQUEST']._serialized_start=1054
-  _globals['_GETPROCESSORSTATSREQUEST']._serialized_end=1080
-  _globals['_GETPROCESSORSTATSRESPONSE']._serialized_start=1083
-  _globals['_GETPROCESSORSTATSRESPONSE']._serialized_end=1426
-  _globals['_PROCESSORSERVICE']._serialized_start=1573
-  _globals['_PROCESSORSERVICE']._serialized_end=1927
+  _globals['_STREAMEVENTSREQUEST']._serialized_end=240
+  _globals['_STREAMEVENTSRESPONSE']._serialized_start=242
+  _globals['_STREAMEVENTSRESPONSE']._serialized_end=298
+  _globals['_BACKFILLREQUEST']._serialized_start=300
+  _globals['_BACKFILLREQUEST']._serialized_end=427
+  _globals['_BACKFILLRESPONSE']._serialized_start=430
+  _globals['_BACKFILLRESPONSE']._serialized_end=594
+  _globals['_COVERAGEWINDOW']._serialized_start=597
+  _globals['_COVERAGEWINDOW']._serialized_end=802
+  _globals['_GETCOVERAGEREQUEST']._serialized_start=805
+  _globals['_GETCOVERAGEREQUEST']._serialized_end=935
+  _globals['_GETCOVERAGERESPONSE']._serialized_start=938
+  _globals['_GETCOVERAGERESPONSE']._serialized_end=1107
+  _globals['_GETPROCESSORSTATSREQUEST']._serialized_start=1109
+  _globals['_GETPROCESSORSTATSREQUEST']._serialized_end=1135
+  _globals['_GETPROCESSORSTATSRESPONSE']._serialized_start=1138
+  _globals['_GETPROCESSORSTATSRESPONSE']._serialized_end=1481
+  _globals['_PROCESSORSERVICE']._serialized_start=1628
+  _globals['_PROCESSORSERVICE']._serialized_end=1982
 # @@protoc_insertion_point(module_scope)

@@ -26,12 +26,14 @@ WINDOW_STATE_PENDING: WindowState
 WINDOW_STATE_VERIFIED: WindowState
 
 class StreamEventsRequest(_message.Message):
-    __slots__ = ("symbols", "from_sequence")
+    __slots__ = ("symbols", "from_sequence", "last_publish_time")
     SYMBOLS_FIELD_NUMBER: _ClassVar[int]
     FROM_SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    LAST_PUBLISH_TIME_FIELD_NUMBER: _ClassVar[int]
     symbols: _containers.RepeatedScalarFieldContainer[str]
     from_sequence: int
-    def __init__(self, symbols: _Optional[_Iterable[str]] = ..., from_sequence: _Optional[int] = ...) -> None: ...
+    last_publish_time: _timestamp_pb2.Timestamp
+    def __init__(self, symbols: _Optional[_Iterable[str]] = ..., from_sequence: _Optional[int] = ..., last_publish_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class StreamEventsResponse(_message.Message):
     __slots__ = ("event",)

@@ -68,9 +68,10 @@ class ProcessorServiceServicer:
         and no duplicate at the hand-off. Resume after a disconnect with the last sequence seen + 1.
         Errors: INVALID_ARGUMENT for a malformed symbol; NOT_FOUND for a symbol outside SYMBOLS
         that was never backfilled (it has no events and will not get any); OUT_OF_RANGE for a
-        from_sequence past the newest event + 1 (a position from another event log, such as a
-        replaced database), naming the newest in the message and in the trailing metadata
-        "newest-sequence" (drop what you derived from the events, resume after it); UNAVAILABLE
+        from_sequence past the newest event + 1 or a last_publish_time this log's event does not
+        have (a position from another event log, such as a replaced database), naming the newest
+        in the message and in the trailing metadata "newest-sequence" (drop what you derived from
+        the events, resume after it); UNAVAILABLE
         while the database is away, naming the from_sequence to resume with.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
