@@ -101,14 +101,16 @@ async def head_sequence(conn: Connection) -> int:
     return int(row[0])
 
 
-async def publish_ms(conn: Connection, seq: int) -> int | None:
-    """When the event ``seq`` was published (as its envelope says), None when there is none."""
+async def head_and_publish_ms(conn: Connection, seq: int | None) -> tuple[int, int | None]:
+    """The newest committed sequence, and when event ``seq`` was published (as its envelope
+    says; None when there is no such event, or no ``seq``), in one statement."""
     cur = await conn.execute(
-        f"SELECT {_CREATED_MS} FROM events WHERE seq = %s",
+        f"SELECT h.seq, (SELECT {_CREATED_MS} FROM events WHERE seq = %s) FROM event_head h",
         (seq,),
     )
     row = await cur.fetchone()
-    return None if row is None else int(row[0])
+    assert row is not None
+    return int(row[0]), None if row[1] is None else int(row[1])
 
 
 async def read_events(

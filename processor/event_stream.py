@@ -11,7 +11,7 @@ import asyncio
 from collections.abc import AsyncIterator, Sequence
 
 from processor.db import RPC_CONNECTION_WAIT_S, Pool
-from processor.event_log import LoggedEvent, head_sequence, publish_ms, read_events
+from processor.event_log import LoggedEvent, head_and_publish_ms, read_events
 from processor.head_watch import HeadWatcher
 from tradekit.timetext import iso_ms
 
@@ -29,11 +29,12 @@ class ForeignPosition(Exception):
 
 
 class SequenceAhead(ForeignPosition):
-    """A stream asked to start past the next sequence the log will write."""
+    """A stream's position is past the next sequence the log will write (asked so, or the log
+    moved back under an open stream)."""
 
-    def __init__(self, from_seq: int, head: int) -> None:
+    def __init__(self, position: int, head: int) -> None:
         super().__init__(
-            f"from_sequence {from_seq} is past the end of the event log (newest event {head}):"
+            f"sequence {position} is past the end of the event log (newest event {head}):"
             f" resume with at most {head + 1}; a larger position comes from another event log"
             " (a database replaced or restored), so events may have been lost to you",
             head,
@@ -41,15 +42,20 @@ class SequenceAhead(ForeignPosition):
 
 
 class PositionElsewhere(ForeignPosition):
-    """The event before a stream's start is not the one the client saw (another publish
-    time, or none): the log was replaced and has grown past the client's position."""
+    """The last event a client saw (quoted by last_publish_time, or sent on this stream) is
+    not in this log as it saw it (another publish time, or none): the log was replaced and
+    has grown past the client's position."""
 
     def __init__(self, seq: int, seen_ms: int, actual_ms: int | None, head: int) -> None:
-        actual = "is not in this log" if actual_ms is None else f"was published {iso_ms(actual_ms)}"
+        actual = (
+            f"this log has no event {seq}"
+            if actual_ms is None
+            else f"event {seq} of this log was published {iso_ms(actual_ms)}"
+        )
         super().__init__(
-            f"event {seq} of this log {actual}, not {iso_ms(seen_ms)} as last_publish_time"
-            " says: the log was replaced or restored since, so events may have been lost to"
-            f" you; drop what you derived from it and resume after its newest event {head}",
+            f"{actual}, not {iso_ms(seen_ms)} as the one you received: the log was replaced or"
+            " restored since, so events may have been lost to you; drop what you derived from"
+            f" the events you received and resume after this log's newest event {head}",
             head,
         )
 
@@ -67,28 +73,31 @@ async def follow_events(
     """Yield events with ``seq >= from_seq`` for ``symbols`` (all when empty) until
     ``stopping`` is set; replay first, then live.
 
-    Raises ``SequenceAhead`` before yielding anything when ``from_seq`` is past the next
-    sequence (head + 1): waiting for it would skip the events before it without a word; and
-    ``PositionElsewhere`` when ``last_publish_ms`` (what the client saw of event from_seq - 1)
-    is not that event's publish time here."""
+    Every read checks that the log is still the one followed, or raises: ``SequenceAhead``
+    when the position is past the next sequence (head + 1), as asked or because the log moved
+    back under the stream (waiting would skip the events before it without a word);
+    ``PositionElsewhere`` when the last event sent (before the first: event from_seq - 1 as
+    ``last_publish_ms`` quotes it) has another publish time here, or none (the log was
+    replaced and grew past the position)."""
     cursor = max(from_seq, 1)
-    first = True
+    # (sequence, publish ms) of the last event the client received, when known.
+    last: tuple[int, int] | None = None
+    if last_publish_ms is not None and cursor > 1:
+        last = (cursor - 1, last_publish_ms)
     while not stopping.is_set():
         async with pool.connection(timeout=RPC_CONNECTION_WAIT_S) as conn:
-            head = await head_sequence(conn)
-            if first:
-                if cursor > head + 1:
-                    raise SequenceAhead(cursor, head)
-                if last_publish_ms is not None and cursor > 1:
-                    actual = await publish_ms(conn, cursor - 1)
-                    if actual != last_publish_ms:
-                        raise PositionElsewhere(cursor - 1, last_publish_ms, actual, head)
-            first = False
+            head, published = await head_and_publish_ms(conn, last[0] if last else None)
+            if cursor > head + 1:
+                raise SequenceAhead(cursor, head)
+            if last is not None and published != last[1]:
+                raise PositionElsewhere(last[0], last[1], published, head)
             events = await read_events(
                 conn, from_seq=cursor, symbols=symbols, limit=batch, through_seq=head
             )
         for event in events:
             yield event
+        if events:
+            last = (events[-1].seq, events[-1].created_ms)
         if len(events) == batch:
             cursor = events[-1].seq + 1
             continue

@@ -46,7 +46,7 @@ async def run_vwap(config: VwapConfig) -> AsyncIterator[RunningVwap]:
         try:
             mode = await VwapStore(pool).storage_mode()
             store = VwapStore(pool, TIMESCALE if mode == "timescale" else PLAIN)
-            head = await store.head_sequence()
+            head, head_published_ms = await store.head()
         except (psycopg.OperationalError, psycopg.errors.UndefinedTable, PoolTimeout) as exc:
             raise StartupError(
                 f"cannot read the trade store at {redacted_url(config.database_url)}"
@@ -72,7 +72,10 @@ async def run_vwap(config: VwapConfig) -> AsyncIterator[RunningVwap]:
         hub = LiveHub(store, retention_ms=config.revision_horizon_ms)
         hub.sequence = head
         follower = EventFollower(
-            config.processor_address, start_after=head, sinks=[service.on_event, hub.apply]
+            config.processor_address,
+            start_after=head,
+            start_published_ms=head_published_ms,
+            sinks=[service.on_event, hub.apply],
         )
         log.info("following_events", processor=config.processor_address, after_sequence=head)
         async with batcher, asyncio.TaskGroup() as tasks:

@@ -21,7 +21,7 @@ from trading.v1 import events_pb2, processor_pb2, processor_pb2_grpc
 
 from tradekit.domain import SYMBOL_PATTERN
 from tradekit.logs import event_logger
-from tradekit.wire import NEWEST_SEQUENCE_KEY, WireError
+from tradekit.wire import NEWEST_SEQUENCE_KEY, WireError, timestamp_from_ms
 from vwap.events import DomainEvent, EventsLost, event_from_proto
 
 log = event_logger("vwap.follower")
@@ -38,6 +38,7 @@ class EventFollower:
         *,
         start_after: int,
         sinks: Sequence[EventSink],
+        start_published_ms: int | None = None,
         initial_backoff_s: float = 0.05,
         max_backoff_s: float = 2.0,
     ) -> None:
@@ -47,9 +48,11 @@ class EventFollower:
         self._max_backoff_s = max_backoff_s
         #: The last sequence applied (or skipped as undecodable).
         self.last_sequence = start_after
-        #: The publish time of that event as received (None: not received from this log, as
-        #: at start), quoted when resuming so that a replaced log is noticed.
-        self._last_publish: Timestamp | None = None
+        #: The publish time of that event as received (or read with it at start; None: not
+        #: known), quoted when resuming so that a replaced log is noticed.
+        self._last_publish: Timestamp | None = (
+            None if start_published_ms is None else timestamp_from_ms(start_published_ms)
+        )
         self.connections = 0
         self.gaps = 0
         self.duplicates = 0
@@ -72,7 +75,7 @@ class EventFollower:
             log.error("event_gap", expected=self.last_sequence + 1, received=seq)
             out.append(EventsLost(seq, None, f"events {self.last_sequence + 1}..{seq - 1} lost"))
         self.last_sequence = seq
-        self._last_publish = event_msg.publish_time
+        self._last_publish = event_msg.publish_time if event_msg.HasField("publish_time") else None
         try:
             out.append(event_from_proto(event_msg))
         except WireError as exc:

@@ -358,6 +358,11 @@ FROM s ORDER BY s.symbol
 """
 
 _HEAD_SQL = "SELECT seq FROM event_head"
+# The publish time as the processor's event envelope has it (processor.event_log).
+_HEAD_PUBLISHED_SQL = (
+    "SELECT h.seq, (SELECT (extract(epoch FROM e.created_at) * 1000)::bigint"
+    " FROM events e WHERE e.seq = h.seq) FROM event_head h"
+)
 
 _MODE_SQL = "SELECT mode FROM schema_migrations ORDER BY version LIMIT 1"
 
@@ -597,13 +602,14 @@ class VwapStore:
             raise psycopg.errors.UndefinedTable("the store has no migration applied")
         return str(row[0])
 
-    async def head_sequence(self) -> int:
-        """The newest committed event sequence (0 when none)."""
+    async def head(self) -> tuple[int, int | None]:
+        """The newest committed event sequence (0 when none) and its publish time in ms, as the
+        processor's events carry it (None when there is no event)."""
         async with self._pool.connection() as conn:
-            cur = await conn.execute(_HEAD_SQL)
+            cur = await conn.execute(_HEAD_PUBLISHED_SQL)
             row = await cur.fetchone()
         assert row is not None
-        return int(row[0])
+        return int(row[0]), None if row[1] is None else int(row[1])
 
     async def recent_trades(
         self, symbol: str, span_ms: int

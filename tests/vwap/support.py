@@ -17,7 +17,7 @@ import psycopg
 from trading.v1 import events_pb2, processor_pb2, processor_pb2_grpc
 
 from devstack.ports import free_port
-from processor.event_log import NewEvent, append_events, publish_ms
+from processor.event_log import NewEvent, append_events, head_and_publish_ms
 from processor.events import (
     Correction,
     CorrectionKind,
@@ -118,7 +118,7 @@ class FakeProcessor:
         async with conn, conn.transaction():
             await change(conn)
             seq = await append_events(conn, [event])
-            published = await publish_ms(conn, seq)
+            _, published = await head_and_publish_ms(conn, seq)
         assert published is not None
         return wrap_event(seq, event.symbol, event.type_name, event.payload, published)
 

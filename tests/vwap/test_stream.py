@@ -578,3 +578,34 @@ async def test_a_replaced_event_log_grown_past_the_position_is_noticed(
     assert "(newest event 3, 2 applied here)" in str(ended.details())
     assert processor.requests[-2:] == [3, 4]  # refused at the old position, then the end
     assert (current.point.notional, current.point.trade_count) == ("160", 3)
+
+
+async def test_a_log_replaced_before_any_event_arrived_is_noticed(
+    start_vwap: VwapStarter, processor: FakeProcessor
+) -> None:
+    """The service started at the log's head and received nothing since; the log is replaced
+    and grows past that head. The publish time read with the head at start is quoted on
+    resuming, so the replacement is noticed and the cached point holding the lost trade is
+    dropped (the new log's event inside it would otherwise be skipped, and a trade outside it
+    would not invalidate it)."""
+    await processor.trade(_t(1, 1_000, "100"))
+    await processor.trade(_t(2, 2_000, "300"))
+    request = vwap_pb2.GetVwapRequest(
+        symbol="BTC", end_time=timestamp_from_ms(BASE + WINDOW), window=duration_from_ms(WINDOW)
+    )
+    async with start_vwap() as (running, stub):
+        cached = await stub.GetVwap(request)
+        assert (await stub.GetVwap(request)).point == cached.point
+        hits = running.service.cache.hits
+        await processor.stop()
+        await processor.replace_log(keep=1)
+        await asyncio.sleep(0.01)  # the new log's events are published at later instants
+        await processor.trade(_t(3, 3_000, "50"))  # inside the cached window
+        await processor.trade(_t(4, WINDOW + 5_000, "10"))  # outside it
+        await processor.start()
+        await _until(lambda: processor.requests[-1:] == [4], "resumed at the new log's end")
+        after = await stub.GetVwap(request)
+    assert hits == 1
+    assert (cached.point.notional, cached.point.trade_count) == ("400", 2)
+    assert processor.requests[-2:] == [3, 4]
+    assert (after.point.notional, after.point.trade_count) == ("150", 2)

@@ -66,13 +66,14 @@ class ProcessorServiceServicer:
     def StreamEvents(self, request, context):
         """StreamEvents replays the event log from from_sequence and then continues live, with no gap
         and no duplicate at the hand-off. Resume after a disconnect with the last sequence seen + 1.
-        Errors: INVALID_ARGUMENT for a malformed symbol; NOT_FOUND for a symbol outside SYMBOLS
-        that was never backfilled (it has no events and will not get any); OUT_OF_RANGE for a
-        from_sequence past the newest event + 1 or a last_publish_time this log's event does not
-        have (a position from another event log, such as a replaced database), naming the newest
-        in the message and in the trailing metadata "newest-sequence" (drop what you derived from
-        the events, resume after it); UNAVAILABLE
-        while the database is away, naming the from_sequence to resume with.
+        Errors: INVALID_ARGUMENT for a malformed symbol or last_publish_time; NOT_FOUND for a
+        symbol outside SYMBOLS that was never backfilled (it has no events and will not get any);
+        OUT_OF_RANGE for a position from another event log (a database replaced or restored): a
+        from_sequence past the newest event + 1, a last_publish_time this log's event does not
+        have, or, on an open stream, the log replaced under it; the message and the trailing
+        metadata "newest-sequence" name the newest event (drop what you derived from the events,
+        resume after it); UNAVAILABLE while the database is away, naming the from_sequence to
+        resume with.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
