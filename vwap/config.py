@@ -30,7 +30,7 @@ SETTINGS = (
     Setting(
         "VWAP_REVISION_HORIZON",
         "1h",
-        "How long emitted closed StreamVwap points stay open to revisions and verification",
+        "How long emitted closed StreamVwap points stay open to revisions",
     ),
     Setting(
         "VWAP_CLOSE_ON_CLOCK",

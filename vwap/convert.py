@@ -59,11 +59,14 @@ def message_to_proto(message: Message) -> vwap_pb2.StreamVwapResponse:
                 sequence=message.sequence,
             )
         )
-    return vwap_pb2.StreamVwapResponse(
-        verified=vwap_pb2.VwapVerified(
-            point=point_to_proto(message.point), sequence=message.sequence
-        )
+    verified = vwap_pb2.VwapVerified(
+        symbol=message.symbol,
+        verified_until=timestamp_from_ms(message.verified_until_ms),
+        sequence=message.sequence,
     )
+    if message.verified_from_ms is not None:
+        verified.verified_from.CopyFrom(timestamp_from_ms(message.verified_from_ms))
+    return vwap_pb2.StreamVwapResponse(verified=verified)
 
 
 def stored_trade_to_proto(stored: StoredTrade) -> trade_pb2.StoredTrade:

@@ -8,8 +8,9 @@ Fed trades and corrections in event order, it emits:
 - a :class:`Revision` for each already-emitted closed point (kept for ``retention_ms``) whose
   window contains the old or new time of a corrected trade (or a late trade): exactly one per
   point per event, new = old + delta, independent of any database timing;
-- a :class:`Verified` for each already-emitted closed point (kept for ``retention_ms``) that a
-  verified window brings into the symbol's verified range: its values are final.
+- a :class:`Verified` when a verified window grows the symbol's verified range: every closed
+  point whose window lies in it is final (one message per event, however many points it
+  covers, so a watermark jumping over an hour of one-second points is not a burst).
 """
 
 from __future__ import annotations
@@ -45,9 +46,12 @@ class Revision:
 
 @dataclass(frozen=True, slots=True)
 class Verified:
-    """A closed point emitted unverified whose whole window is now verified: final."""
+    """The symbol's verified range is now ``[verified_from_ms, verified_until_ms)`` (from the
+    first trade when ``verified_from_ms`` is None): closed points inside it are final."""
 
-    point: VwapPoint
+    symbol: str
+    verified_from_ms: int | None
+    verified_until_ms: int
     sequence: int
 
 
@@ -120,8 +124,8 @@ class RollingWindow:
         verified_from_ms: int | None = None,
         sequence: int = 0,
     ) -> list[Message]:
-        """A reconciliation window was verified; a :class:`Verified` for each emitted closed
-        point it brings into the verified range (which only grows).
+        """A reconciliation window was verified; a :class:`Verified` when it grows the verified
+        range (which never shrinks).
 
         With the symbol's watermark after it (what the processor's events carry) the
         watermark becomes that; without it (events older than that field), it moves only when
@@ -130,17 +134,10 @@ class RollingWindow:
         trade, is already as far back as it goes)."""
         before = (self.verified_until_ms, self.verified_from_ms)
         self._move_verified_range(start_ms, end_ms, verified_until_ms, verified_from_ms)
-        if (self.verified_until_ms, self.verified_from_ms) == before:
+        until = self.verified_until_ms
+        if until is None or (until, self.verified_from_ms) == before:
             return []
-        out: list[Message] = []
-        for closed_end, sums in sorted(self.closed.items()):
-            start = closed_end - self.window_ms
-            if is_verified(start, closed_end, *before):
-                continue
-            point = self._point(closed_end, sums)
-            if point.verified:
-                out.append(Verified(point, sequence))
-        return out
+        return [Verified(self.symbol, self.verified_from_ms, until, sequence)]
 
     def _move_verified_range(
         self,

@@ -56,8 +56,9 @@ def test_rolling_matches_brute_force(
     """Live points, closed points and revisions always equal sums over the current trades;
     each correction revises exactly the emitted closed points whose window holds its times;
     every boundary closes once, on the step grid, whether a trade or the clock closes it; every
-    closed point is announced verified exactly once (on its update, or by a Verified with its
-    latest sums once the watermark passes its end) and never before."""
+    verified range grows, a Verified says what it is now (once per growth), so a client
+    holding the messages knows each closed point final (flagged on its update, or inside the
+    latest range announced) exactly when it is, never before."""
     truth: dict[int, Trade] = {i: Trade("BTC", i, ts, p, q) for i, (ts, p, q) in enumerate(initial)}
     rolling = RollingWindow(
         "BTC",
@@ -72,7 +73,8 @@ def test_rolling_matches_brute_force(
     next_id = len(truth)
     clock = 0
     watermark: int | None = None
-    final: set[int] = set()
+    flagged: set[int] = set()  # closed points sent with verified = true
+    announced: tuple[int | None, int | None] = (None, None)  # (from, until) last announced
 
     def _verified(start: int, end: int) -> bool:
         if watermark is None or end > watermark:
@@ -112,6 +114,7 @@ def test_rolling_matches_brute_force(
         elif op[0] == "verify":
             start = op[2]
             assert start is None or isinstance(start, int)
+            range_before = (verified_from, watermark)
             if start is not None and (
                 watermark is None or (verified_from is not None and start < verified_from)
             ):
@@ -155,17 +158,29 @@ def test_rolling_matches_brute_force(
                 assert point.end_ms <= max(newest, clock)
                 emitted[point.end_ms] = point.sums
                 if point.verified:
-                    final.add(point.end_ms)
+                    flagged.add(point.end_ms)
             else:
                 assert point.end_ms == (newest or 0) + 1
-        for verified in (m for m in messages if isinstance(m, Verified)):
-            end = verified.point.end_ms
-            assert end not in final
-            assert verified.point.verified
-            assert verified.point.sums == emitted[end]
-            assert verified.sequence == seq
-            final.add(end)
-        assert final == {e for e in emitted if _verified(e - window, e)}
+        ranges = [
+            (m.verified_from_ms, m.verified_until_ms, m.sequence)
+            for m in messages
+            if isinstance(m, Verified)
+        ]
+        grew = op[0] == "verify" and (verified_from, watermark) != range_before
+        assert ranges == ([(verified_from, watermark, seq)] if grew else [])
+        if ranges:
+            announced = (ranges[0][0], ranges[0][1])
+        known_final = {
+            e
+            for e in emitted
+            if e in flagged
+            or (
+                announced[1] is not None
+                and e <= announced[1]
+                and (announced[0] is None or announced[0] <= e - window)
+            )
+        }
+        assert known_final == {e for e in emitted if _verified(e - window, e)}
         live = rolling.live_point()
         if live is not None:
             assert live.sums == _brute(truth, live.start_ms, live.end_ms)

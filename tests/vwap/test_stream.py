@@ -285,8 +285,8 @@ async def test_live_and_closed_points_say_whether_they_are_verified(
     start_vwap: VwapStarter, processor: FakeProcessor
 ) -> None:
     """Points ending at or before the verified watermark are verified; a verified window
-    event moves the watermark for the points that follow, and announces each closed point it
-    verifies, with its values, as final."""
+    event moves the watermark for the points that follow, and announces the verified range
+    (the closed points inside it are final)."""
     await processor.verify("BTC", BASE, BASE + 10_000)
     request = _btc_request()
     async with start_vwap() as (running, stub):
@@ -307,17 +307,14 @@ async def test_live_and_closed_points_say_whether_they_are_verified(
         (25_001, False),
         (26_001, True),
     ]
-    closed = {
-        ms_from_timestamp(m.update.point.end_time, field="end") - BASE: m.update.point
-        for m in messages
-        if m.HasField("update") and m.update.closed
-    }
-    finals = [m.verified for m in messages if m.HasField("verified")]
+    ranges = [m.verified for m in messages if m.HasField("verified")]
     assert [
-        (ms_from_timestamp(f.point.end_time, field="end") - BASE, f.point.verified, f.sequence)
-        for f in finals
-    ] == [(20_000, True, verified.sequence)]
-    assert _sums(finals[0].point) == _sums(closed[20_000]) == (Decimal(100), Decimal(1), 1)
+        (r.symbol, ms_from_timestamp(r.verified_until, field="until") - BASE, r.sequence)
+        for r in ranges
+    ] == [("BTC", 30_000, verified.sequence)]
+    # From the first trade (no verified_from) to 30 s: the closed point sent unverified (end
+    # 20 s) lies in the announced range, so the client knows it final now.
+    assert not ranges[0].HasField("verified_from")
 
 
 async def test_windows_verified_out_of_order_move_the_watermark_as_announced(

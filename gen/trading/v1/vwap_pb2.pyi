@@ -112,12 +112,16 @@ class VwapRevision(_message.Message):
     def __init__(self, old_point: _Optional[_Union[VwapPoint, _Mapping]] = ..., new_point: _Optional[_Union[VwapPoint, _Mapping]] = ..., reason: _Optional[str] = ..., sequence: _Optional[int] = ...) -> None: ...
 
 class VwapVerified(_message.Message):
-    __slots__ = ("point", "sequence")
-    POINT_FIELD_NUMBER: _ClassVar[int]
+    __slots__ = ("symbol", "verified_from", "verified_until", "sequence")
+    SYMBOL_FIELD_NUMBER: _ClassVar[int]
+    VERIFIED_FROM_FIELD_NUMBER: _ClassVar[int]
+    VERIFIED_UNTIL_FIELD_NUMBER: _ClassVar[int]
     SEQUENCE_FIELD_NUMBER: _ClassVar[int]
-    point: VwapPoint
+    symbol: str
+    verified_from: _timestamp_pb2.Timestamp
+    verified_until: _timestamp_pb2.Timestamp
     sequence: int
-    def __init__(self, point: _Optional[_Union[VwapPoint, _Mapping]] = ..., sequence: _Optional[int] = ...) -> None: ...
+    def __init__(self, symbol: _Optional[str] = ..., verified_from: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., verified_until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., sequence: _Optional[int] = ...) -> None: ...
 
 class GetTradesRequest(_message.Message):
     __slots__ = ("symbol", "start_time", "end_time", "page_size", "page_token")

@@ -98,8 +98,8 @@ class VwapServiceServicer:
     def StreamVwap(self, request, context):
         """StreamVwap streams the live rolling VWAP of each symbol as trades arrive (starting with its
         current value), a closed point at every step boundary, a revision whenever
-        reconciliation changes a closed point, and a verification once reconciliation has checked
-        a closed point's whole window (it is final then). A symbol with no trades yet is not an
+        reconciliation changes a closed point, and the symbol's verified range whenever it grows
+        (the closed points inside it are final). A symbol with no trades yet is not an
         error: its stream starts with its first trade (so a misspelt symbol stays silent;
         ListSymbols lists the known ones). Errors: INVALID_ARGUMENT for a malformed symbol, a
         window that is not positive or above 1 day (the live state holds the window's trades;
