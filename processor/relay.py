@@ -44,6 +44,15 @@ log = event_logger("processor.relay")
 DUPLICATE_WINDOW_S = 120.0
 
 
+# What to do about a stream holding another log's events. Not a purge: the stream would drop
+# the re-published message ids as duplicates for its duplicate window (two minutes by
+# default), and the relay would take them as stored.
+_START_AFRESH = (
+    "delete the stream and reset the relay (UPDATE event_relay SET published_seq = 0): the"
+    " processor then creates it and publishes this log into it from the start"
+)
+
+
 class RelayError(RuntimeError):
     """The JetStream stream cannot be used for this event log."""
 
@@ -216,7 +225,7 @@ class NatsRelay:
         info = await js.stream_info(self._stream)
         if info.state.messages == 0:
             return published
-        present: set[int] = set()
+        present: dict[int, bytes] = {}
         stream_seq = info.state.last_seq
         while stream_seq >= info.state.first_seq:
             try:
@@ -227,7 +236,7 @@ class NatsRelay:
             seq = int((msg.headers or {}).get(SEQUENCE_HEADER, "0"))
             if seq <= published:
                 break
-            present.add(seq)
+            present[seq] = msg.data or b""
             stream_seq -= 1
         if not present:
             return published
@@ -236,7 +245,7 @@ class NatsRelay:
         if last > head:
             raise RelayError(
                 f"JetStream stream {self._stream} holds event sequence {last} but this database's"
-                f" event log ends at {head}; use a new NATS_STREAM or purge the stream"
+                f" event log ends at {head}; {_START_AFRESH}"
             )
         async with self._pool.connection() as conn:
             unrecorded = await read_events(
@@ -246,6 +255,13 @@ class NatsRelay:
                 limit=last - published,
                 through_seq=last,
             )
+        for event in unrecorded:
+            if event.seq in present and present[event.seq] != event.payload:
+                raise RelayError(
+                    f"JetStream stream {self._stream} holds another event {event.seq} than this"
+                    " database's event log (the database was replaced or restored after the"
+                    f" stream got it); {_START_AFRESH}"
+                )
         missing = [e for e in unrecorded if e.seq not in present]
         await self._publish(js, missing)
         await self._record(last)

@@ -112,6 +112,46 @@ async def test_a_hole_in_the_stream_does_not_stop_the_relay(
     assert seqs == [1, 2, 3, 4, 5, 6, 7, 8, 10]
 
 
+async def test_a_stream_holding_another_log_s_events_is_refused(
+    pool: Pool, database_url: str, nats_url: str, stream_name: str
+) -> None:
+    """The database was restored from a backup (position recorded at 5) and its new log has
+    grown past the stream's tail: the stream's events 6-10 are not this log's (other
+    payloads). The relay refuses the stream, naming the first such event, instead of taking
+    them as published and leaving subscribers with the old log's events. Done as the error
+    says, the stream gets this log's events, all of them, in order."""
+    stream = stream_name
+    nc = await nats.connect(nats_url)
+    js = nc.jetstream()
+    try:
+        await js.add_stream(StreamConfig(name=stream, subjects=[STREAM_SUBJECTS]))
+        for seq in range(1, EVENTS + 1):
+            await js.publish(
+                "trading.trade.BTC",
+                b"" if seq <= 8 else b"old log",
+                headers={"Nats-Msg-Id": f"evt-{seq}", SEQUENCE_HEADER: str(seq)},
+            )
+        async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
+            await conn.execute("UPDATE event_relay SET published_seq = 5")
+        with pytest.raises(relay_module.RelayError) as refused:
+            await _run_relay(pool, database_url, nats_url, stream)
+        # As the error says: delete the stream and reset the relay.
+        await js.delete_stream(stream)
+        async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
+            await conn.execute("UPDATE event_relay SET published_seq = 0")
+        await _run_relay(pool, database_url, nats_url, stream)
+        seqs = await _sequences_in_stream(nats_url, stream)
+        payloads = {(await js.get_msg(stream, s)).data or b"" for s in range(1, EVENTS + 1)}
+    finally:
+        await nc.close()
+    assert str(refused.value).startswith(
+        f"JetStream stream {stream} holds another event 9 than this database's event log"
+    )
+    assert "delete the stream and reset the relay" in str(refused.value)
+    assert seqs == list(range(1, EVENTS + 1))
+    assert payloads == {b""}  # this log's events
+
+
 async def test_a_batch_whose_acknowledgement_is_lost_is_not_published_twice(
     pool: Pool, database_url: str, nats_url: str, stream_name: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
