@@ -30,7 +30,7 @@ from nats.js.api import StreamConfig
 from nats.js.errors import NotFoundError
 
 from processor.db import Pool
-from processor.event_log import LoggedEvent, read_events
+from processor.event_log import LoggedEvent, head_sequence, read_events
 from processor.events import SEQUENCE_HEADER, STREAM_SUBJECTS
 from processor.head_watch import HeadWatcher
 from processor.nats_wire import hpub_batch, send_raw
@@ -48,8 +48,9 @@ DUPLICATE_WINDOW_S = 120.0
 # the re-published message ids as duplicates for its duplicate window (two minutes by
 # default), and the relay would take them as stored.
 _START_AFRESH = (
-    "delete the stream and reset the relay (UPDATE event_relay SET published_seq = 0): the"
-    " processor then creates it and publishes this log into it from the start"
+    "stop the processor, delete the stream, reset the relay (UPDATE event_relay SET"
+    " published_seq = 0) and start the processor: it creates the stream and publishes this log"
+    " into it from the start"
 )
 
 
@@ -241,13 +242,15 @@ class NatsRelay:
         if not present:
             return published
         last = max(present)
-        head = self._watcher.head
-        if last > head:
-            raise RelayError(
-                f"JetStream stream {self._stream} holds event sequence {last} but this database's"
-                f" event log ends at {head}; {_START_AFRESH}"
-            )
         async with self._pool.connection() as conn:
+            # The database's head, not the watcher's: after a restore the watcher may not have
+            # reconnected yet and still hold the old log's head.
+            head = await head_sequence(conn)
+            if last > head:
+                raise RelayError(
+                    f"JetStream stream {self._stream} holds event sequence {last} but this"
+                    f" database's event log ends at {head}; {_START_AFRESH}"
+                )
             unrecorded = await read_events(
                 conn,
                 from_seq=published + 1,
@@ -273,6 +276,12 @@ class NatsRelay:
             position=last,
         )
         return last
+
+    async def failure(self) -> None:
+        """Wait until the publishing task ends, which it does only by failing (a stream it
+        must not publish to: ``RelayError``), and raise its error."""
+        assert self._task is not None, "the relay is not running"
+        await asyncio.shield(self._task)
 
     async def _publish(self, js: JetStreamContext, events: Sequence[LoggedEvent]) -> None:
         """Publish ``events`` and return once JetStream holds every one; raise on an error or a

@@ -81,6 +81,22 @@ async def _stop_requested() -> None:
             await watch
 
 
+async def _stopped_or_failed(relay: NatsRelay) -> bool:
+    """Wait for a stop request (True) or the relay's failure (logged; False unless a stop was
+    requested at the same time; leaving the relay's block raises it)."""
+    stop = asyncio.create_task(_stop_requested(), name="relay-stop")
+    failure = asyncio.create_task(relay.failure(), name="relay-failure")
+    try:
+        done, _ = await asyncio.wait({stop, failure}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (stop, failure):
+            if not task.done():
+                await cancel_and_wait(task)
+    if failure in done:
+        log.error("relay_failed", error=repr(failure.exception()))
+    return stop in done
+
+
 async def _report(relay: NatsRelay) -> None:
     reported = -1
     while True:
@@ -117,8 +133,9 @@ async def run(config: ProcessorConfig) -> None:
                 async with relay:
                     _say(f"ready {relay.published_seq}")
                     reporter = asyncio.create_task(_report(relay), name="relay-report")
-                    await _stop_requested()
-                    _exit_if_stop_hangs()
+                    if await _stopped_or_failed(relay):
+                        _exit_if_stop_hangs()
+                    # else: leaving the block raises the relay's error; the parent restarts us
             finally:
                 await cancel_and_wait(reporter)
             _say(f"published {relay.published_seq}")

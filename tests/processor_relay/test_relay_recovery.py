@@ -147,9 +147,92 @@ async def test_a_stream_holding_another_log_s_events_is_refused(
     assert str(refused.value).startswith(
         f"JetStream stream {stream} holds another event 9 than this database's event log"
     )
-    assert "delete the stream and reset the relay" in str(refused.value)
+    assert "stop the processor, delete the stream, reset the relay" in str(refused.value)
     assert seqs == list(range(1, EVENTS + 1))
     assert payloads == {b""}  # this log's events
+
+
+async def test_the_stream_tail_is_checked_against_the_database_head(
+    pool: Pool, database_url: str, nats_url: str, stream_name: str
+) -> None:
+    """The stream holds 1-12 but the database's log ends at 10, while the head watcher still
+    says 1,000 (after a restore it has not reconnected yet): the relay refuses the stream.
+    Compared with the watcher's head, it recorded 12 as published, past its own log, and
+    would never have published the new log's 11 and 12."""
+    stream = stream_name
+    nc = await nats.connect(nats_url)
+    js = nc.jetstream()
+    try:
+        await js.add_stream(StreamConfig(name=stream, subjects=[STREAM_SUBJECTS]))
+        for seq in range(1, EVENTS + 3):
+            await js.publish(
+                "trading.trade.BTC",
+                b"",
+                headers={"Nats-Msg-Id": f"evt-{seq}", SEQUENCE_HEADER: str(seq)},
+            )
+        async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
+            await conn.execute("UPDATE event_relay SET published_seq = 5")
+        async with HeadWatcher(database_url) as watcher:
+            await watcher.advance(1_000)
+            relay = NatsRelay(
+                pool=pool,
+                nats_url=nats_url,
+                stream=stream,
+                watcher=watcher,
+                counters=ProcessorCounters(),
+            )
+            with pytest.raises(relay_module.RelayError) as refused:
+                async with relay:
+                    pass
+    finally:
+        await nc.close()
+    assert str(refused.value).startswith(
+        f"JetStream stream {stream} holds event sequence {EVENTS + 2} but this database's"
+        f" event log ends at {EVENTS}"
+    )
+
+
+async def test_a_relay_refusing_the_stream_mid_run_reports_its_failure(
+    pool: Pool, database_url: str, nats_url: str, stream_name: str
+) -> None:
+    """Running, the relay published 1-10; the database is then restored from a backup at 5
+    (its sessions cut). The relay's next read fails, its recovery finds the stream holding
+    events past the database's head and refuses it: ``failure()`` raises that error (the
+    worker ends on it, and its parent restarts it with the reason logged) instead of the
+    publishing task dying unnoticed."""
+    async with HeadWatcher(database_url) as watcher:
+        relay = NatsRelay(
+            pool=pool,
+            nats_url=nats_url,
+            stream=stream_name,
+            watcher=watcher,
+            counters=ProcessorCounters(),
+        )
+        published: list[int] = []
+        with pytest.raises(relay_module.RelayError) as refused:
+            await _publish_then_restore(relay, pool, published)
+    assert published == [EVENTS]
+    assert "but this database's event log ends at 5" in str(refused.value)
+
+
+async def _publish_then_restore(relay: NatsRelay, pool: Pool, published: list[int]) -> None:
+    """Run ``relay`` until it published the log, note its position, restore the database to
+    its first five events (cutting its sessions), and wait for the relay's failure."""
+    async with relay:
+        for _ in range(200):
+            if relay.published_seq >= EVENTS:
+                break
+            await asyncio.sleep(0.05)
+        published.append(relay.published_seq)
+        async with pool.connection() as conn:
+            await conn.execute("DELETE FROM events WHERE seq > 5")
+            await conn.execute("UPDATE event_head SET seq = 5")
+            await conn.execute("UPDATE event_relay SET published_seq = 5")
+            await conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        await asyncio.wait_for(relay.failure(), timeout=30)
 
 
 async def test_a_batch_whose_acknowledgement_is_lost_is_not_published_twice(
