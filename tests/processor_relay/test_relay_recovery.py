@@ -41,6 +41,22 @@ async def _sequences_in_stream(nats_url: str, stream: str) -> list[int | None]:
         await nc.close()
 
 
+async def _crashed_at_5(
+    js: Any, stream: str, database_url: str, messages: dict[int, bytes]
+) -> None:
+    """The state a relay crash leaves: ``stream`` holds ``messages`` (event sequence ->
+    payload, as the relay publishes them) and the recorded position is 5."""
+    await js.add_stream(StreamConfig(name=stream, subjects=[STREAM_SUBJECTS]))
+    for seq, payload in messages.items():
+        await js.publish(
+            "trading.trade.BTC",
+            payload,
+            headers={"Nats-Msg-Id": f"evt-{seq}", SEQUENCE_HEADER: str(seq)},
+        )
+    async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
+        await conn.execute("UPDATE event_relay SET published_seq = 5")
+
+
 async def _run_relay(pool: Pool, database_url: str, nats_url: str, stream: str) -> None:
     async with (
         HeadWatcher(database_url) as watcher,
@@ -67,15 +83,9 @@ async def test_restart_publishes_only_what_the_stream_is_missing(
     js = nc.jetstream()
     try:
         # The state a crash leaves: 6-10 published but not recorded, 7's publish never landed.
-        await js.add_stream(StreamConfig(name=stream, subjects=[STREAM_SUBJECTS]))
-        for seq in [*range(1, 7), *range(8, EVENTS + 1)]:
-            await js.publish(
-                "trading.trade.BTC",
-                b"",
-                headers={"Nats-Msg-Id": f"evt-{seq}", SEQUENCE_HEADER: str(seq)},
-            )
-        async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
-            await conn.execute("UPDATE event_relay SET published_seq = 5")
+        await _crashed_at_5(
+            js, stream, database_url, {s: b"" for s in range(1, EVENTS + 1) if s != 7}
+        )
 
         await _run_relay(pool, database_url, nats_url, stream)
 
@@ -124,15 +134,8 @@ async def test_a_stream_holding_another_log_s_events_is_refused(
     nc = await nats.connect(nats_url)
     js = nc.jetstream()
     try:
-        await js.add_stream(StreamConfig(name=stream, subjects=[STREAM_SUBJECTS]))
-        for seq in range(1, EVENTS + 1):
-            await js.publish(
-                "trading.trade.BTC",
-                b"" if seq <= 8 else b"old log",
-                headers={"Nats-Msg-Id": f"evt-{seq}", SEQUENCE_HEADER: str(seq)},
-            )
-        async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
-            await conn.execute("UPDATE event_relay SET published_seq = 5")
+        old = {s: b"" if s <= 8 else b"old log" for s in range(1, EVENTS + 1)}
+        await _crashed_at_5(js, stream, database_url, old)
         with pytest.raises(relay_module.RelayError) as refused:
             await _run_relay(pool, database_url, nats_url, stream)
         # As the error says: delete the stream and reset the relay.
@@ -163,15 +166,7 @@ async def test_the_stream_tail_is_checked_against_the_database_head(
     nc = await nats.connect(nats_url)
     js = nc.jetstream()
     try:
-        await js.add_stream(StreamConfig(name=stream, subjects=[STREAM_SUBJECTS]))
-        for seq in range(1, EVENTS + 3):
-            await js.publish(
-                "trading.trade.BTC",
-                b"",
-                headers={"Nats-Msg-Id": f"evt-{seq}", SEQUENCE_HEADER: str(seq)},
-            )
-        async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
-            await conn.execute("UPDATE event_relay SET published_seq = 5")
+        await _crashed_at_5(js, stream, database_url, {s: b"" for s in range(1, EVENTS + 3)})
         async with HeadWatcher(database_url) as watcher:
             await watcher.advance(1_000)
             relay = NatsRelay(
