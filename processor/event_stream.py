@@ -26,6 +26,9 @@ class ForeignPosition(Exception):
         super().__init__(message)
         #: The newest event of this log.
         self.head = head
+        #: When that event was published (None: the log is empty), for the client to quote as
+        #: ``last_publish_time`` when it resumes after it.
+        self.head_published_ms: int | None = None
 
 
 class SequenceAhead(ForeignPosition):
@@ -87,10 +90,16 @@ async def follow_events(
     while not stopping.is_set():
         async with pool.connection(timeout=RPC_CONNECTION_WAIT_S) as conn:
             head, published = await head_and_publish_ms(conn, last[0] if last else None)
+            foreign: ForeignPosition | None = None
             if cursor > head + 1:
-                raise SequenceAhead(cursor, head)
-            if last is not None and published != last[1]:
-                raise PositionElsewhere(last[0], last[1], published, head)
+                foreign = SequenceAhead(cursor, head)
+            elif last is not None and published != last[1]:
+                foreign = PositionElsewhere(last[0], last[1], published, head)
+            if foreign is not None:
+                # a client resuming after the head quotes its publish time, so that a log
+                # replaced again before it receives an event is noticed too
+                _, foreign.head_published_ms = await head_and_publish_ms(conn, head)
+                raise foreign
             events = await read_events(
                 conn, from_seq=cursor, symbols=symbols, limit=batch, through_seq=head
             )

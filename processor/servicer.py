@@ -28,9 +28,9 @@ from processor.stats import ProcessorCounters
 from tradekit.domain import TimeWindow
 from tradekit.logs import event_logger
 from tradekit.wire import (
-    NEWEST_SEQUENCE_KEY,
     WireError,
     ms_from_timestamp,
+    newest_metadata,
     symbol_from_proto,
     timestamp_from_ms,
     window_from_request,
@@ -115,7 +115,7 @@ class ProcessorServicer(processor_pb2_grpc.ProcessorServiceServicer):
             await context.abort(
                 grpc.StatusCode.OUT_OF_RANGE,
                 str(exc),
-                trailing_metadata=((NEWEST_SEQUENCE_KEY, str(exc.head)),),
+                trailing_metadata=newest_metadata(exc.head, exc.head_published_ms),
             )
         except psycopg.OperationalError as exc:
             await _store_away(context, exc, f"resume with from_sequence {next_seq}")

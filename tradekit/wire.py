@@ -6,6 +6,9 @@ with a message that names the field and says what to change.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Any
+
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -23,8 +26,39 @@ class WireError(DomainError):
     """A protobuf message field that cannot be accepted."""
 
 
-#: Trailing metadata of a StreamEvents refused OUT_OF_RANGE: the newest sequence of the log.
+#: Trailing metadata of a StreamEvents refused OUT_OF_RANGE: the newest sequence of the log,
 NEWEST_SEQUENCE_KEY = "newest-sequence"
+#: and when that event was published, in ms since the epoch (absent when the log is empty): a
+#: client resuming after it quotes it as ``last_publish_time``.
+NEWEST_PUBLISH_MS_KEY = "newest-publish-time-ms"
+
+
+def newest_metadata(head: int, published_ms: int | None) -> tuple[tuple[str, str], ...]:
+    """The trailing metadata naming the newest event of a log, ``head``, published at
+    ``published_ms``."""
+    named = ((NEWEST_SEQUENCE_KEY, str(head)),)
+    if published_ms is None:
+        return named
+    return (*named, (NEWEST_PUBLISH_MS_KEY, str(published_ms)))
+
+
+def newest_from_metadata(metadata: Iterable[Any]) -> tuple[int, int | None] | None:
+    """The newest sequence and its publish time in ms (None: not given) that trailing
+    ``metadata`` (key, value pairs) names, or None when it names no sequence. Values other
+    than ASCII digits are not taken (``int()`` would accept other digits, and raise on
+    more)."""
+    values: dict[str, int] = {}
+    for key, value in metadata:
+        if key in (NEWEST_SEQUENCE_KEY, NEWEST_PUBLISH_MS_KEY) and _ascii_digits(value):
+            values.setdefault(key, int(value))
+    if NEWEST_SEQUENCE_KEY not in values:
+        return None
+    return values[NEWEST_SEQUENCE_KEY], values.get(NEWEST_PUBLISH_MS_KEY)
+
+
+def _ascii_digits(value: object) -> bool:
+    return isinstance(value, str) and value.isascii() and value.isdigit()
+
 
 #: The range of a protobuf Timestamp (0001-01-01T00:00:00Z .. 9999-12-31T23:59:59.999Z), in ms.
 MIN_TIMESTAMP_MS = -62_135_596_800_000

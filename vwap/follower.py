@@ -21,7 +21,7 @@ from trading.v1 import events_pb2, processor_pb2, processor_pb2_grpc
 
 from tradekit.domain import SYMBOL_PATTERN
 from tradekit.logs import event_logger
-from tradekit.wire import NEWEST_SEQUENCE_KEY, WireError, timestamp_from_ms
+from tradekit.wire import WireError, newest_from_metadata, timestamp_from_ms
 from vwap.events import DomainEvent, EventsLost, event_from_proto
 
 log = event_logger("vwap.follower")
@@ -86,10 +86,12 @@ class EventFollower:
             for sink in self._sinks:
                 sink(event)
 
-    def _restart_at(self, newest: int, details: str) -> None:
+    def _restart_at(self, newest: int, published_ms: int | None, details: str) -> None:
         """The processor's event log is not the one followed (its database was replaced or
         restored): what was derived from the events is dropped (an ``EventsLost`` of every
-        symbol) and following resumes after its newest event."""
+        symbol) and following resumes after its newest event, quoting ``published_ms``, its
+        publish time (so that a log replaced again before the next event arrives is noticed
+        too)."""
         reason = (
             f"the processor's event log was replaced or restored (newest event {newest},"
             f" {self.last_sequence} applied here)"
@@ -102,7 +104,7 @@ class EventFollower:
         )
         self.gaps += 1
         self.last_sequence = newest
-        self._last_publish = None
+        self._last_publish = None if published_ms is None else timestamp_from_ms(published_ms)
         for sink in self._sinks:
             sink(EventsLost(newest, None, reason))
 
@@ -136,9 +138,9 @@ class EventFollower:
                         last_sequence=self.last_sequence,
                         retry_in_s=backoff,
                     )
-                    newest = _newest_sequence(exc)
+                    newest = _newest_named(exc)
                     if newest is not None:
-                        self._restart_at(newest, exc.details() or "")
+                        self._restart_at(*newest, exc.details() or "")
                         continue
                 if self.last_sequence > before:
                     backoff = self._initial_backoff_s
@@ -146,15 +148,11 @@ class EventFollower:
                 backoff = min(backoff * 2, self._max_backoff_s)
 
 
-def _newest_sequence(error: grpc.aio.AioRpcError) -> int | None:
-    """The newest sequence a StreamEvents refused OUT_OF_RANGE names, None for other errors."""
+def _newest_named(error: grpc.aio.AioRpcError) -> tuple[int, int | None] | None:
+    """The newest sequence a StreamEvents refused OUT_OF_RANGE names, and its publish time in
+    ms when given; None for other errors."""
     if error.code() != grpc.StatusCode.OUT_OF_RANGE:
         return None
     # (key, value) pairs at run time; grpc-stubs types them as objects with attributes
     metadata: Any = error.trailing_metadata() or ()
-    for key, value in metadata:
-        if key != NEWEST_SEQUENCE_KEY or not isinstance(value, str):
-            continue
-        if value.isascii() and value.isdigit():  # int() would refuse other digits
-            return int(value)
-    return None
+    return newest_from_metadata(metadata)

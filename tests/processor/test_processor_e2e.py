@@ -12,6 +12,7 @@ from typing import Any
 import grpc
 import psycopg
 import pytest
+from google.protobuf.timestamp_pb2 import Timestamp
 from grpc_health.v1 import health_pb2
 from trading.v1 import events_pb2, processor_pb2, processor_pb2_grpc
 
@@ -30,7 +31,12 @@ from tests.processor.support import (
     verified_until,
     wait_verified_past,
 )
-from tradekit.wire import NEWEST_SEQUENCE_KEY, ms_from_timestamp, timestamp_from_ms
+from tradekit.wire import (
+    NEWEST_SEQUENCE_KEY,
+    ms_from_timestamp,
+    newest_from_metadata,
+    timestamp_from_ms,
+)
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
@@ -76,10 +82,18 @@ async def test_store_converges_exactly_to_the_ground_truth(stack: Stack) -> None
 
 
 async def _collect(
-    stub: processor_pb2_grpc.ProcessorServiceStub, from_seq: int, n: int
+    stub: processor_pb2_grpc.ProcessorServiceStub,
+    from_seq: int,
+    n: int,
+    *,
+    last_publish_time: Timestamp | None = None,
 ) -> list[events_pb2.Event]:
     events = []
-    call = stub.StreamEvents(processor_pb2.StreamEventsRequest(from_sequence=from_seq))
+    call = stub.StreamEvents(
+        processor_pb2.StreamEventsRequest(
+            from_sequence=from_seq, last_publish_time=last_publish_time
+        )
+    )
     async for response in call:
         events.append(response.event)
         if len(events) == n:
@@ -210,7 +224,14 @@ async def test_stream_events_from_past_the_end_of_the_log_is_out_of_range(stack:
         call = stub.StreamEvents(processor_pb2.StreamEventsRequest(from_sequence=asked))
         with pytest.raises(grpc.aio.AioRpcError) as caught:
             await call.read()
-        live = await asyncio.wait_for(_collect(stub, head + 1, 1), timeout=60)
+        named = newest_from_metadata(caught.value.trailing_metadata() or ())
+        assert named is not None
+        assert named[1] is not None
+        newest_event = (await asyncio.wait_for(_collect(stub, named[0], 1), timeout=60))[0]
+        live = await asyncio.wait_for(
+            _collect(stub, named[0] + 1, 1, last_publish_time=timestamp_from_ms(named[1])),
+            timeout=60,
+        )
     assert caught.value.code() == grpc.StatusCode.OUT_OF_RANGE
     details = caught.value.details() or ""
     match = re.fullmatch(
@@ -223,7 +244,9 @@ async def test_stream_events_from_past_the_end_of_the_log_is_out_of_range(stack:
     assert (NEWEST_SEQUENCE_KEY, str(newest)) in list(caught.value.trailing_metadata() or ())
     assert head <= newest < asked
     assert at_most == newest + 1
-    assert [e.sequence for e in live] == [head + 1]
+    # the newest event's publish time is named too: quoted, the resume after it is live
+    assert named == (newest, ms_from_timestamp(newest_event.publish_time, field="t"))
+    assert [e.sequence for e in live] == [newest + 1]
 
 
 async def test_a_resume_quoting_another_publish_time_is_out_of_range(stack: Stack) -> None:

@@ -23,9 +23,13 @@ from tradekit.money import (
     vwap_quotient,
 )
 from tradekit.wire import (
+    NEWEST_PUBLISH_MS_KEY,
+    NEWEST_SEQUENCE_KEY,
     WireError,
     ms_from_duration,
     ms_from_timestamp,
+    newest_from_metadata,
+    newest_metadata,
     symbol_from_proto,
     timestamp_from_ms,
     trade_from_proto,
@@ -226,3 +230,17 @@ def test_money_arithmetic_never_rounds(
         total = exact_sum(total, value)
     assert Fraction(total) == sum(map(Fraction, others))
     assert exact_difference(exact_sum(Decimal("1e20"), total), Decimal("1e20")) == total
+
+
+def test_the_newest_event_round_trips_through_trailing_metadata() -> None:
+    """What an OUT_OF_RANGE StreamEvents names is read back as sent; an empty log names no
+    publish time; only ASCII digits are taken, and metadata naming no sequence is None."""
+    assert newest_from_metadata(newest_metadata(42, 1_700_000_000_123)) == (42, 1_700_000_000_123)
+    assert newest_metadata(0, None) == ((NEWEST_SEQUENCE_KEY, "0"),)
+    assert newest_from_metadata(newest_metadata(0, None)) == (0, None)
+    arabic_indic_seven = "\u0667"  # isdigit() is true, and int() accepts it
+    assert newest_from_metadata([(NEWEST_SEQUENCE_KEY, arabic_indic_seven)]) is None
+    assert newest_from_metadata(
+        [(NEWEST_SEQUENCE_KEY, "7"), (NEWEST_PUBLISH_MS_KEY, "-5"), ("other", "1")]
+    ) == (7, None)
+    assert newest_from_metadata([("newest-sequence-bin", b"7")]) is None

@@ -28,7 +28,7 @@ from processor.events import (
     wrap_event,
 )
 from tradekit.domain import TimeWindow, Trade
-from tradekit.wire import NEWEST_SEQUENCE_KEY
+from tradekit.wire import ms_from_timestamp, newest_metadata
 from vwap.app import RunningVwap
 from vwap.storage import dt_from_ms
 
@@ -199,7 +199,12 @@ class _StreamEvents(processor_pb2_grpc.ProcessorServiceServicer):
             await context.abort(
                 grpc.StatusCode.OUT_OF_RANGE,
                 f"from_sequence {request.from_sequence} is not a position of this event log",
-                trailing_metadata=((NEWEST_SEQUENCE_KEY, str(newest)),),
+                trailing_metadata=newest_metadata(
+                    newest,
+                    ms_from_timestamp(events[-1].publish_time, field="publish_time")
+                    if events
+                    else None,
+                ),
             )
         seq = max(1, request.from_sequence)
         while True:

@@ -577,6 +577,40 @@ async def test_a_replaced_event_log_grown_past_the_position_is_noticed(
     assert (current.point.notional, current.point.trade_count) == ("160", 3)
 
 
+async def test_a_log_replaced_twice_before_an_event_arrived_is_noticed(
+    start_vwap: VwapStarter, processor: FakeProcessor
+) -> None:
+    """The log is replaced, the service rebuilds and resumes after the new log's newest event;
+    before any event arrives the log is replaced again and grows past that position. The
+    refusal named the newest event's publish time, and the service quotes it on resuming, so
+    the second replacement is noticed too; it used to quote nothing then and resume at its
+    position, skipping the third log's first event and keeping the trade that log lacks."""
+    await processor.trade(_t(1, 1_000, "100"))
+    async with start_vwap() as (running, stub):
+        await running.follower.wait_for((await processor.trade(_t(2, 2_000, "300"))).sequence)
+        await processor.stop()
+        await processor.replace_log(keep=1)
+        await processor.start()
+        await _until(lambda: processor.requests[-2:] == [3, 2], "resumed at the new log's end")
+        gaps = running.follower.gaps
+        await processor.stop()
+        await processor.replace_log(keep=0)
+        await asyncio.sleep(0.01)  # the new log's events are published at later instants
+        grown = [
+            await processor.trade(_t(3, 3_000, "50")),
+            await processor.trade(_t(4, 4_000, "10")),
+        ]
+        await processor.start()
+        await _until(lambda: processor.requests[-1:] == [3], "resumed at the third log's end")
+        again = stub.StreamVwap(_btc_request())
+        current = (await asyncio.wait_for(again.read(), timeout=10)).update
+        again.cancel()
+    assert [e.sequence for e in grown] == [1, 2]
+    assert processor.requests[-2:] == [2, 3]  # refused at the old position, then the end
+    assert running.follower.gaps == gaps + 1
+    assert (current.point.notional, current.point.trade_count) == ("60", 2)
+
+
 async def test_a_log_replaced_before_any_event_arrived_is_noticed(
     start_vwap: VwapStarter, processor: FakeProcessor
 ) -> None:

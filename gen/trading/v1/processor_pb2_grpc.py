@@ -72,8 +72,9 @@ class ProcessorServiceServicer:
         from_sequence past the newest event + 1, a last_publish_time this log's event does not
         have, or, on an open stream, the log replaced under it; the message and the trailing
         metadata "newest-sequence" name the newest event (drop what you derived from the events,
-        resume after it); UNAVAILABLE while the database is away, naming the from_sequence to
-        resume with.
+        resume after it, quoting as last_publish_time its publish time, which the metadata
+        "newest-publish-time-ms" gives in ms since the epoch); UNAVAILABLE while the database is
+        away, naming the from_sequence to resume with.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
