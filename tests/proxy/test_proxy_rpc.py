@@ -74,8 +74,11 @@ async def test_stats_count_what_happened(harness: Any) -> None:
         assert stats.trades_streamed == result.complete.total_trades
         p50, p99 = stats.latency_p50.ToNanoseconds(), stats.latency_p99.ToNanoseconds()
         assert 0 < p50 <= p99
-        timeout_ms = stats.attempt_timeout.ToMilliseconds()
-        assert 150 <= timeout_ms < 600
+        assert stats.requests >= 5  # PROXY_LATENCY_MIN_SAMPLES: the timeout has adapted
+        # 4 x p99 within the floor and ceiling (150 ms, 600 ms); on a loaded machine p99 may
+        # be past 150 ms, so the ceiling is a legitimate answer (to the nanosecond's rounding)
+        adapted = min(600_000_000, max(150_000_000, 4 * p99))
+        assert abs(stats.attempt_timeout.ToNanoseconds() - adapted) <= 4
 
 
 async def test_each_window_and_failed_attempt_is_logged(
