@@ -10,8 +10,9 @@ order. A window that fails stays unverified and is planned again next turn; ``pe
 informational only, so after a crash the planner simply plans from ``verified_until`` again.
 
 In TimescaleDB mode each turn ends by refreshing the continuous aggregates over the ranges queued
-by changed windows (``CALL refresh_continuous_aggregate`` on an autocommit connection, minute
-then hour then day buckets), then removing those queue rows. In plain mode triggers keep the
+by changed windows (``CALL refresh_continuous_aggregate`` on an autocommit connection, 10-second
+then minute then hour then day buckets, each up to where its refresh policy stops: see
+:func:`refresh_calls`), then removing those queue rows. In plain mode triggers keep the
 aggregates exact and nothing is needed.
 """
 
@@ -40,12 +41,13 @@ from tradekit.logs import event_logger
 
 log = event_logger("processor.reconcile")
 
-#: Continuous aggregates refreshed in TimescaleDB mode, finest first, with their bucket width.
-AGGREGATES: tuple[tuple[str, int], ...] = (
-    ("trade_buckets_10s", 10_000),
-    ("trade_buckets_1m", 60_000),
-    ("trade_buckets_1h", 3_600_000),
-    ("trade_buckets_1d", 86_400_000),
+#: Continuous aggregates refreshed in TimescaleDB mode, finest first, with their bucket width
+#: and their refresh policy's ``end_offset`` (migrations 0002 and 0003).
+AGGREGATES: tuple[tuple[str, int, int], ...] = (
+    ("trade_buckets_10s", 10_000, 10_000),
+    ("trade_buckets_1m", 60_000, 60_000),
+    ("trade_buckets_1h", 3_600_000, 3_600_000),
+    ("trade_buckets_1d", 86_400_000, 86_400_000),
 )
 
 
@@ -57,6 +59,26 @@ def wall_clock_ms() -> int:
 def aligned(start_ms: int, end_ms: int, width_ms: int) -> tuple[int, int]:
     """``[start_ms, end_ms)`` widened to whole buckets of ``width_ms``."""
     return (start_ms // width_ms) * width_ms, -((-end_ms) // width_ms) * width_ms
+
+
+def refresh_calls(start_ms: int, end_ms: int, now_ms: int) -> list[tuple[str, int, int]]:
+    """The ``(view, start, end)`` refreshes that bring a changed range ``[start_ms, end_ms)``
+    into the continuous aggregates, finest level first (pure).
+
+    Each level refreshes the range widened to its whole buckets, but never a bucket ending
+    after ``now - end_offset``, where its policy stops: such a bucket may still be filling.
+    Materialised, it would move the aggregate's watermark past it, and the trades stored in it
+    afterwards (on time, so not queued for a refresh) would be missing from it until a policy
+    next covered it, up to a day later for the daily level. Above the policies' reach real-time
+    aggregation reads the trades themselves, so the change needs no refresh there."""
+    calls = []
+    for view, width, end_offset in AGGREGATES:
+        lo, hi = aligned(start_ms, end_ms, width)
+        reach = now_ms - end_offset
+        hi = min(hi, reach - reach % width)
+        if lo < hi:
+            calls.append((view, lo, hi))
+    return calls
 
 
 class Reconciler:
@@ -223,9 +245,10 @@ class Reconciler:
         async with self._pool.connection() as conn:
             await conn.set_autocommit(True)  # CALL refresh_... cannot run in a transaction
             try:
+                # the database's clock, as the refresh policies use
+                now_ms = await storage.database_now_ms(conn)
                 for _, start_ms, end_ms in queued:
-                    for view, width in AGGREGATES:
-                        lo, hi = aligned(start_ms, end_ms, width)
+                    for view, lo, hi in refresh_calls(start_ms, end_ms, now_ms):
                         await storage.refresh_aggregate(conn, view, lo, hi)
             finally:
                 await conn.set_autocommit(False)

@@ -371,6 +371,14 @@ async def forget_refreshes(conn: Connection, ids: Sequence[int]) -> None:
     await conn.execute("DELETE FROM aggregate_refresh_queue WHERE id = ANY(%s)", (list(ids),))
 
 
+async def database_now_ms(conn: Connection) -> int:
+    """The database's clock, in epoch milliseconds."""
+    cur = await conn.execute("SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint")
+    row = await cur.fetchone()
+    assert row is not None
+    return int(row[0])
+
+
 async def refresh_aggregate(conn: Connection, view: str, start_ms: int, end_ms: int) -> None:
     """``CALL refresh_continuous_aggregate`` (``conn`` must be in autocommit mode)."""
     await conn.execute(

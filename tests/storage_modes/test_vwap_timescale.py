@@ -23,6 +23,7 @@ from decimal import Decimal
 import pytest
 
 from devstack.pglite import PgliteTimescale, unavailable_reason
+from processor.reconcile.scheduler import refresh_calls
 from tests.storage_modes.pglite_params import to_dollar_params
 from tradekit.domain import Trade
 from tradekit.money import VWAP_PRECISION, vwap_quotient
@@ -374,3 +375,42 @@ def test_window_sql_is_exact_after_corrections_and_refresh(timescale: PgliteTime
     timescale.query("DELETE FROM aggregate_refresh_queue")
     _assert_windows_exact(timescale, corrected, windows)
     _assert_batched_windows_exact(timescale, corrected, windows)
+
+
+def test_a_refresh_near_now_leaves_later_trades_in_the_aggregates(
+    timescale: PgliteTimescale,
+) -> None:
+    """A trade stored late near now is queued and refreshed as the reconciler does
+    (``refresh_calls``); a trade stored on time afterwards in the same minute, hour and day
+    (not queued) must be in every window. The refresh used to widen the range to whole
+    buckets at every level, materialising the current hour and day: their watermarks moved
+    past now, and the on-time trade was missing from them until a policy next ran."""
+    at = _db_now(timescale) - 20_000
+    late = [Trade(symbol, 1, at, Decimal("100"), Decimal(1)) for symbol in SYMBOLS]
+    _insert(timescale, late)
+    for view, lo, hi in refresh_calls(at, at + 1, _db_now(timescale)):
+        timescale.query(
+            "CALL refresh_continuous_aggregate($1::regclass, $2::timestamptz, $3::timestamptz)",
+            [view, dt_from_ms(lo).isoformat(), dt_from_ms(hi).isoformat()],
+        )
+    assert _materialised_rows(timescale, "trade_buckets_10s") == len(SYMBOLS)  # refreshed
+    now = _db_now(timescale)
+    on_time = [Trade(symbol, 2, now - 1_000, Decimal("200"), Decimal(3)) for symbol in SYMBOLS]
+    _insert(timescale, on_time)
+    trades = late + on_time
+    windows = [
+        (t.symbol, t.ts_ms - t.ts_ms % width, t.ts_ms - t.ts_ms % width + width)
+        for t in trades
+        for width in (MINUTE_MS, HOUR_MS, DAY_MS)
+    ]
+    windows += [(s, now - span, now + 1) for s in SYMBOLS for span in (5 * MINUTE_MS, DAY_MS)]
+    # the still-filling hour and day were not materialised
+    assert _materialised_rows(timescale, "trade_buckets_1h") == 0
+    assert _materialised_rows(timescale, "trade_buckets_1d") == 0
+    _assert_windows_exact(timescale, trades, windows)
+    _assert_batched_windows_exact(timescale, trades, windows)
+
+
+def _db_now(db: PgliteTimescale) -> int:
+    [(now,)] = db.query("SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint")
+    return int(str(now))
