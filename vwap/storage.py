@@ -371,7 +371,8 @@ _VERIFIED_SQL = "SELECT verified_until, verified_from FROM symbols WHERE symbol 
 _RECENT_SQL = """
 SELECT trade_id, ts, price, quantity FROM trades
 WHERE symbol = %(symbol)s
-  AND ts >= (SELECT max(ts) FROM trades WHERE symbol = %(symbol)s) - %(span)s::interval
+  AND ts >= (SELECT max(ts) FROM trades WHERE symbol = %(symbol)s)
+            - %(span_ms)s * INTERVAL '1 millisecond'
 ORDER BY ts, trade_id
 """
 
@@ -622,7 +623,10 @@ class VwapStore:
             head = await cur.fetchone()
             assert head is not None
             cur = await conn.execute(
-                _RECENT_SQL, {"symbol": symbol, "span": timedelta(milliseconds=span_ms)}
+                # milliseconds, not a timedelta: psycopg sends that with a days part, a
+                # calendar day in the session's TimeZone (23 or 25 hours across DST)
+                _RECENT_SQL,
+                {"symbol": symbol, "span_ms": span_ms},
             )
             rows = await cur.fetchall()
             cur = await conn.execute(_VERIFIED_SQL, {"symbol": symbol})

@@ -653,3 +653,53 @@ async def test_upgrade_starts_each_verified_range_where_its_ledger_run_begins(
         cur = await conn.execute("SELECT symbol, verified_from FROM symbols ORDER BY symbol")
         got = dict(await cur.fetchall())
     assert got == {"BTC": BASE + 4 * MINUTE, "ETH": BASE + 9 * MINUTE, "SOL": BASE + 2 * MINUTE}
+
+
+def _around_dst_changes(seed: int) -> list[Trade]:
+    """Trades over three days, plus trades in the last hour of 2024-03-10 (New York moves to
+    EDT at 07:00Z: a calendar day there is 23 hours) and around 2024-11-03 (back to EST at
+    06:00Z: 25 hours)."""
+    extra = [
+        Trade("BTC-USD", 1, datetime(2024, 3, 10, 23, 30, tzinfo=UTC), Decimal(200), Decimal(1)),
+        Trade("BTC-USD", 2, datetime(2024, 11, 3, 10, tzinfo=UTC), Decimal(100), Decimal(1)),
+        Trade("BTC-USD", 3, datetime(2024, 11, 4, 0, 30, tzinfo=UTC), Decimal(300), Decimal(1)),
+    ]
+    return _make_trades(seed) + extra
+
+
+async def test_day_buckets_do_not_depend_on_the_session_time_zone(database_url: str) -> None:
+    """Written by sessions in a zone with daylight saving time (the server's default TimeZone
+    comes from the OS, or PGTZ), every level of the plain mode equals the UTC brute force,
+    through inserts and corrections: a day is 24 hours. Version 2 summed a calendar day of the
+    session's zone, leaving out the last hour of 2024-03-10 and counting the first of
+    2024-11-04 twice."""
+    assert await migrate(database_url, "plain") is StorageMode.PLAIN
+    trades = _around_dst_changes(seed=15)
+    async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
+        await conn.execute("SET TimeZone = 'America/New_York'")
+        await _plain_insert(conn, trades)
+        for view, width in LEVELS.items():
+            assert _exact(await _plain_candles(conn, view)) == _exact(_brute_force(trades, width))
+        corrections = _make_corrections(trades, seed=16)
+        await _plain_correct(conn, corrections)
+        corrected = corrections.apply(trades)
+        for view, width in LEVELS.items():
+            expected = _exact(_brute_force(corrected, width))
+            assert _exact(await _plain_candles(conn, view)) == expected, view
+
+
+async def test_upgrade_repairs_day_buckets_summed_over_a_calendar_day(
+    database_url: str, tmp_path: Path
+) -> None:
+    """A plain database whose day buckets version 2's function summed in a DST zone's calendar
+    days is repaired by version 7: every day equals the UTC brute force again."""
+    older = _first_versions(tmp_path, StorageMode.PLAIN, upto=6)
+    assert await migrate(database_url, "plain", directory=older) is StorageMode.PLAIN
+    trades = _around_dst_changes(seed=17)
+    expected = _exact(_brute_force(trades, DAY))
+    async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
+        await conn.execute("SET TimeZone = 'America/New_York'")
+        await _plain_insert(conn, trades)
+        assert _exact(await _plain_candles(conn, "trade_buckets_1d")) != expected
+        assert await migrate(database_url, "plain") is StorageMode.PLAIN
+        assert _exact(await _plain_candles(conn, "trade_buckets_1d")) == expected

@@ -640,3 +640,31 @@ async def test_a_log_replaced_before_any_event_arrived_is_noticed(
     assert (cached.point.notional, cached.point.trade_count) == ("400", 2)
     assert processor.requests[-2:] == [3, 4]
     assert (after.point.notional, after.point.trade_count) == ("150", 2)
+
+
+async def test_a_day_long_stream_spans_24_hours_in_a_dst_time_zone(
+    start_vwap: VwapStarter, processor: FakeProcessor, store_url: str
+) -> None:
+    """The service's database sessions in a zone with daylight saving time (the server's
+    default, or PGTZ): a stream with a one-day window over the day the clocks change starts
+    from the same trades as GetVwap. Its start read asked for the trades within a day as an
+    interval with a days part, a calendar day there (23 hours that day), and left the first
+    trade out of the live point and every closed point, for good."""
+    dst_day = 1_710_028_800_000  # 2024-03-10T00:00:00Z; New York moves to EDT at 07:00Z
+    for trade_id, offset, price in ((1, 30 * 60_000, "100"), (2, 12 * 3_600_000, "200")):
+        await processor.trade(Trade("BTC", trade_id, dst_day + offset, Decimal(price), Decimal(1)))
+    await processor.trade(Trade("BTC", 3, dst_day + DAY_MS, Decimal("300"), Decimal(1)))
+    day = duration_from_ms(DAY_MS)
+    zoned = f"{store_url} options='-c TimeZone=America/New_York'"
+    async with start_vwap(database_url=zoned, cache_size=0) as (_, stub):
+        call = stub.StreamVwap(
+            vwap_pb2.StreamVwapRequest(symbols=["BTC"], window=day, step=duration_from_ms(60_000))
+        )
+        live = (await asyncio.wait_for(call.read(), timeout=10)).update.point
+        call.cancel()
+        read = await stub.GetVwap(
+            vwap_pb2.GetVwapRequest(symbol="BTC", end_time=live.end_time, window=day)
+        )
+    assert ms_from_timestamp(live.end_time, field="end_time") == dst_day + DAY_MS + 1
+    assert (live.trade_count, live.notional) == (3, "600")
+    assert (read.point.trade_count, read.point.notional) == (3, "600")
