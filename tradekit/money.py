@@ -89,6 +89,14 @@ def to_text(value: Decimal) -> str:
     return format(value, "f")
 
 
+def canonical_text(value: Decimal) -> str:
+    """The one plain-notation text of ``value``'s number: no exponent, no trailing zeros in
+    the fraction (``6.000`` and ``6`` are both ``6``). Sums and quotients carry the scale of
+    whatever they were computed from, which differs between reads of the same window; this
+    text does not, so clients may compare or hash it."""
+    return format(value.normalize(EXACT), "f")  # never rounds: EXACT traps it
+
+
 def vwap_quotient(notional: Decimal, volume: Decimal) -> Decimal:
     """``notional / volume`` rounded half-even to :data:`VWAP_PRECISION` significant digits."""
     if volume == 0:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from trading.v1 import trade_pb2, vwap_pb2
 
-from tradekit.money import vwap_quotient
+from tradekit.money import canonical_text, vwap_quotient
 from tradekit.wire import timestamp_from_ms, trade_to_proto
 from vwap.points import VwapPoint
 from vwap.rolling import Message, Revision, Update
@@ -16,16 +16,18 @@ _SOURCES = {"ws": trade_pb2.TRADE_SOURCE_WEBSOCKET, "rest": trade_pb2.TRADE_SOUR
 def point_to_proto(point: VwapPoint) -> vwap_pb2.VwapPoint:
     """The protobuf form of a point; ``vwap`` unset for an empty window.
 
-    On GetVwap's hot path: the timestamps are filled in place (no Timestamp built and copied)
-    and the decimals formatted directly, as :func:`tradekit.money.to_text` does.
+    On GetVwap's hot path: the timestamps are filled in place (no Timestamp built and copied).
+    The decimals are in canonical text (:func:`tradekit.money.canonical_text`): a window's
+    sums read from the aggregates, from prefix sums of a series or from a live running total
+    carry different scales, and its points must read the same whichever RPC answers.
     """
     sums = point.sums
     end = point.end_ms
     start = end - point.window_ms
     msg = vwap_pb2.VwapPoint(
         symbol=point.symbol,
-        notional=format(sums.notional, "f"),
-        volume=format(sums.volume, "f"),
+        notional=canonical_text(sums.notional),
+        volume=canonical_text(sums.volume),
         trade_count=sums.count,
         verified=point.verified,
     )
@@ -36,7 +38,7 @@ def point_to_proto(point: VwapPoint) -> vwap_pb2.VwapPoint:
     stamp.seconds = end // 1000
     stamp.nanos = end % 1000 * 1_000_000
     if sums.count:
-        msg.vwap = format(vwap_quotient(sums.notional, sums.volume), "f")
+        msg.vwap = canonical_text(vwap_quotient(sums.notional, sums.volume))
     return msg
 
 

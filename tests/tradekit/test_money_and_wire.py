@@ -15,6 +15,7 @@ from trading.v1 import proxy_pb2, trade_pb2
 from tradekit.domain import TimeWindow, Trade
 from tradekit.money import (
     InvalidDecimal,
+    canonical_text,
     exact_difference,
     exact_sum,
     parse_decimal,
@@ -244,3 +245,16 @@ def test_the_newest_event_round_trips_through_trailing_metadata() -> None:
         [(NEWEST_SEQUENCE_KEY, "7"), (NEWEST_PUBLISH_MS_KEY, "-5"), ("other", "1")]
     ) == (7, None)
     assert newest_from_metadata([("newest-sequence-bin", b"7")]) is None
+
+
+@given(decimals, st.integers(min_value=0, max_value=40))
+def test_canonical_text_is_one_text_per_number(value: Decimal, extra_zeros: int) -> None:
+    """The same number written with any scale has one canonical text: plain notation, no
+    trailing zero in a fraction, and exactly the number."""
+    text = canonical_text(value)
+    plain = format(value, "f")
+    padded = Decimal(plain + ("" if "." in plain else ".") + "0" * extra_zeros)
+    assert canonical_text(padded) == text
+    assert Decimal(text) == value
+    assert "e" not in text.lower()
+    assert "." not in text or not text.endswith(("0", "."))

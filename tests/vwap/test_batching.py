@@ -18,6 +18,7 @@ from trading.v1 import vwap_pb2
 
 from tests.vwap.support import VwapStarter, insert_trades
 from tradekit.domain import Trade
+from tradekit.money import canonical_text
 from tradekit.wire import duration_from_ms, timestamp_from_ms
 from vwap.batching import BatcherClosed, BatchLimits, WindowBatcher
 from vwap.errors import DeadlinePassed
@@ -296,8 +297,8 @@ async def test_get_vwap_rejects_a_bad_window_alone(start_vwap: VwapStarter, stor
         assert not isinstance(response, BaseException), response
         point = response.point
         assert (point.notional, point.volume, point.trade_count) == (
-            format(notional, "f"),
-            format(volume, "f"),
+            canonical_text(notional),
+            canonical_text(volume),
             count,
         )
     assert running.batcher.retried_batches == 0  # one statement answered all 12

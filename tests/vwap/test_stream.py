@@ -668,3 +668,45 @@ async def test_a_day_long_stream_spans_24_hours_in_a_dst_time_zone(
     assert ms_from_timestamp(live.end_time, field="end_time") == dst_day + DAY_MS + 1
     assert (live.trade_count, live.notional) == (3, "600")
     assert (read.point.trade_count, read.point.notional) == (3, "600")
+
+
+async def test_every_rpc_writes_a_window_in_the_same_text(
+    start_vwap: VwapStarter, processor: FakeProcessor
+) -> None:
+    """The same window read by GetVwap, GetVwapSeries and StreamVwap reads the same strings:
+    canonical decimals (no trailing zeros). Sums computed from the aggregates, as differences
+    of prefix sums and as a running total carry different scales (a trade outside the window
+    with 30 decimal places gave the series' notional 60 of them), equal in value only."""
+    tiny = Decimal("0.000000000000000000000000000001")
+    await processor.trade(Trade("BTC", 1, BASE, tiny, tiny))
+    await processor.trade(Trade("BTC", 2, BASE + 1_000, Decimal("2.50"), Decimal("3")))
+    second = duration_from_ms(1_000)
+    end = timestamp_from_ms(BASE + 2_000)
+    async with start_vwap(cache_size=0) as (_, stub):
+        request = vwap_pb2.GetVwapRequest(symbol="BTC", end_time=end, window=second)
+        read = await stub.GetVwap(request)
+        series = [
+            response.point
+            async for response in stub.GetVwapSeries(
+                vwap_pb2.GetVwapSeriesRequest(
+                    symbol="BTC",
+                    start_time=timestamp_from_ms(BASE + 1_000),
+                    end_time=end,
+                    step=second,
+                    window=second,
+                )
+            )
+        ]
+        call = stub.StreamVwap(
+            vwap_pb2.StreamVwapRequest(symbols=["BTC"], window=second, step=second)
+        )
+        live = (await asyncio.wait_for(call.read(), timeout=10)).update.point
+        call.cancel()
+    # each window holds the second trade only (the live one ends after it)
+    assert [ms_from_timestamp(p.end_time, field="end") for p in (read.point, series[-1], live)] == [
+        BASE + 2_000,
+        BASE + 2_000,
+        BASE + 1_001,
+    ]
+    texts = {(p.notional, p.volume, p.vwap, p.trade_count) for p in (read.point, series[-1], live)}
+    assert texts == {("7.5", "3", "2.5", 1)}
