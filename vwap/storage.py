@@ -57,6 +57,9 @@ def open_pool(conninfo: str, *, min_size: int = 2, max_size: int = 20) -> Pool:
         name="vwap",
         kwargs={"autocommit": True},
         configure=_configure,
+        # a connection the server cut while it sat in the pool (a restart) is replaced when
+        # borrowed, not handed to a request that would fail UNAVAILABLE
+        check=AsyncConnectionPool.check_connection,
     )
 
 
@@ -447,23 +450,36 @@ class WindowLane:
         self._cursor: psycopg.AsyncCursor[Row] | None = None
 
     async def windows(self, windows: Sequence[tuple[str, Sequence[Piece]]]) -> list[WindowRead]:
-        """Like :meth:`VwapStore.windows`, on this lane's connection."""
+        """Like :meth:`VwapStore.windows`, on this lane's connection.
+
+        A kept connection found broken (the server restarted or cut it while the lane was
+        idle) is replaced and the read made once more on a fresh one: a read-only statement,
+        and the batch's callers did nothing wrong."""
         params = _windows_params(windows)
+        kept = self._conn is not None
+        try:
+            rows = await self._read(params)
+        except psycopg.OperationalError:
+            if not kept or self._conn is not None:  # a fresh connection failed, or a query did
+                raise
+            rows = await self._read(params)
+        if len(rows) != len(windows):
+            raise RuntimeError(f"{len(windows)} windows read as {len(rows)} rows")
+        return [_window_read(row) for row in rows]
+
+    async def _read(self, params: dict[str, Any]) -> list[Row]:
         if self._conn is None or self._cursor is None:
             self._conn = await self._pool.getconn()
             self._cursor = self._conn.cursor()
         cursor = self._cursor
         try:
             await cursor.execute(self._sql.windows, params, prepare=True)
-            rows = await cursor.fetchall()
+            return await cursor.fetchall()
         except BaseException:
             conn = self._conn
             if conn.broken or conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
                 await self.close()
             raise
-        if len(rows) != len(windows):
-            raise RuntimeError(f"{len(windows)} windows read as {len(rows)} rows")
-        return [_window_read(row) for row in rows]
 
     async def close(self) -> None:
         """Return the connection to the pool (if one is held)."""

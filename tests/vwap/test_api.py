@@ -535,3 +535,38 @@ async def test_statement_timeout_follows_the_deadline(
         assert err.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
         after = await stub.GetVwap(vwap_pb2.GetVwapRequest(symbol="BTC", end_time=_ts(BASE + 1)))
         assert after.point.trade_count == 1
+
+
+async def test_reads_after_the_server_cut_every_session_succeed(
+    start_vwap: VwapStarter, store_url: str
+) -> None:
+    """PostgreSQL restarted (every session cut) while the service was idle: once it is back,
+    GetVwap and the other reads answer at once. The batch lanes kept their connections and
+    failed the first batches UNAVAILABLE on them, and pooled connections the first reads."""
+    symbol = next(_symbols)
+    trades = [Trade(symbol, i, BASE + i * 1_000, Decimal(100 + i), Decimal(1)) for i in range(5)]
+    async with await psycopg.AsyncConnection.connect(store_url) as conn:
+        await insert_trades(conn, trades)
+        await conn.commit()
+    requests = [
+        vwap_pb2.GetVwapRequest(
+            symbol=symbol, end_time=_ts(BASE + end), window=duration_from_ms(end)
+        )
+        for end in range(1, 6_000, 60)
+    ]
+    async with start_vwap(cache_size=0) as (_, stub):
+        before = await asyncio.gather(*(stub.GetVwap(r) for r in requests))
+        name = psycopg.conninfo.conninfo_to_dict(store_url)["dbname"]
+        admin = psycopg.conninfo.make_conninfo(store_url, dbname="postgres")
+        async with await psycopg.AsyncConnection.connect(admin, autocommit=True) as conn:
+            await conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
+                (name,),
+            )
+        after = await asyncio.gather(*(stub.GetVwap(r) for r in requests))
+        listing = await stub.ListSymbols(vwap_pb2.ListSymbolsRequest())
+    assert [r.point for r in after] == [r.point for r in before]
+    for request, response in zip(requests, after, strict=True):
+        end = ms_from_timestamp(request.end_time, field="end_time")
+        _check_point(response.point, trades, end, end - BASE)
+    assert symbol in [s.symbol for s in listing.symbols]
