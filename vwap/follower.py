@@ -19,6 +19,7 @@ import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 from trading.v1 import events_pb2, processor_pb2, processor_pb2_grpc
 
+from tradekit.channels import service_channel
 from tradekit.domain import SYMBOL_PATTERN
 from tradekit.logs import event_logger
 from tradekit.wire import WireError, newest_from_metadata, timestamp_from_ms
@@ -123,7 +124,7 @@ class EventFollower:
     async def run(self) -> None:
         """Follow until cancelled, reconnecting with backoff."""
         backoff = self._initial_backoff_s
-        async with grpc.aio.insecure_channel(self._address) as channel:
+        async with service_channel(self._address) as channel:
             stub = processor_pb2_grpc.ProcessorServiceStub(channel)  # type: ignore[no-untyped-call]
             while True:
                 before = self.last_sequence

@@ -24,6 +24,7 @@ from processor.reconcile.errors import (
     UnlistableWindow,
     WindowFetchFailed,
 )
+from tradekit.channels import service_channel
 from tradekit.domain import TimeWindow, Trade
 from tradekit.wire import WireError, timestamp_from_ms, trade_from_proto
 
@@ -56,7 +57,7 @@ class ProxyClient:
         self._channel: grpc.aio.Channel | None = None
 
     async def __aenter__(self) -> ProxyClient:
-        self._channel = grpc.aio.insecure_channel(self._address)
+        self._channel = service_channel(self._address)
         return self
 
     async def __aexit__(
