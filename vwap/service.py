@@ -5,6 +5,7 @@ Times are epoch milliseconds, money Decimal; no protobuf here.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -135,13 +136,16 @@ class VwapService:
         self.check_window(window_ms)
         ends = series_end_times(start_ms, end_ms, step_ms, self._limits.max_series_points)
         _check_start(ends[0] - window_ms)
-        plan = series_plan(ends, window_ms)
+        # Planning and summing up to the limit's points take a good part of a second of CPU:
+        # in a worker thread, the event loop keeps serving every other call meanwhile (it
+        # stalled for that long, and each concurrent series added as much).
+        plan = await asyncio.to_thread(series_plan, ends, window_ms)
         atoms, known, verified_until, verified_from = await self._store.atoms(
             symbol, plan.pieces, timeout_ms=timeout_ms
         )
         if not known:
             raise UnknownSymbol(f"symbol {symbol} has no trades")
-        sums = series_sums(ends, window_ms, plan, atoms)
+        sums = await asyncio.to_thread(series_sums, ends, window_ms, plan, atoms)
         return [
             VwapPoint(
                 symbol, e, window_ms, s, _verified(e - window_ms, e, verified_until, verified_from)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import threading
 from decimal import Decimal
 from typing import Any
 
@@ -17,6 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from trading.v1 import vwap_pb2
 
+import vwap.service
 from tests.outages import database_away, wait_for_health
 from tests.vwap.support import FakeProcessor, VwapStarter, insert_trades
 from tradekit.domain import Trade
@@ -570,3 +572,40 @@ async def test_reads_after_the_server_cut_every_session_succeed(
         end = ms_from_timestamp(request.end_time, field="end_time")
         _check_point(response.point, trades, end, end - BASE)
     assert symbol in [s.symbol for s in listing.symbols]
+
+
+async def test_a_series_is_planned_and_summed_off_the_event_loop(
+    start_vwap: VwapStarter, store_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """GetVwapSeries's CPU-heavy parts (a series at the point limit takes a good part of a
+    second) run in worker threads, so the event loop keeps answering other calls meanwhile;
+    the points are the same brute-force sums."""
+    symbol = next(_symbols)
+    trades = [Trade(symbol, i, BASE + i * 7_000, Decimal(10 + i), Decimal(2)) for i in range(9)]
+    await _seed(store_url, trades)
+    threads: list[int] = []
+
+    def recorded(function: Any) -> Any:
+        def run(*args: Any) -> Any:
+            threads.append(threading.get_ident())
+            return function(*args)
+
+        return run
+
+    monkeypatch.setattr(vwap.service, "series_plan", recorded(vwap.service.series_plan))
+    monkeypatch.setattr(vwap.service, "series_sums", recorded(vwap.service.series_sums))
+    request = vwap_pb2.GetVwapSeriesRequest(
+        symbol=symbol,
+        start_time=_ts(BASE + 10_000),
+        end_time=_ts(BASE + 60_000),
+        step=duration_from_ms(10_000),
+        window=duration_from_ms(20_000),
+    )
+    async with start_vwap() as (_, stub):
+        points = [response.point async for response in stub.GetVwapSeries(request)]
+    assert len(threads) == 2
+    assert threading.get_ident() not in threads  # the test and the service share one loop
+    assert len(points) == 6
+    for point in points:
+        end = ms_from_timestamp(point.end_time, field="end_time")
+        _check_point(point, trades, end, 20_000)
