@@ -56,7 +56,10 @@ class ProxyServiceServicer:
     def FetchTrades(self, request, context):
         """FetchTrades walks the REST API over [start_time, end_time) for one symbol and streams each page
         as soon as it arrives, then one final message saying the window is complete.
-        The union of the pages is exactly the provider's trade set for the window, each trade once.
+        The union of the pages is exactly the provider's trade set for the window as REST shows it
+        at the time of the fetch, each trade once. REST publishes trades a little after they happen
+        and the proxy does not know that lag: a window ending in the future, or too recently, is
+        complete only so far (the processor asks only for windows older than its SETTLE_DELAY).
         Errors: INVALID_ARGUMENT for a malformed symbol or window, NOT_FOUND for a symbol the provider
         does not know. The window is retried until it succeeds, the caller cancels, or the deadline passes.
         """
