@@ -69,7 +69,9 @@ async def run_vwap(config: VwapConfig) -> AsyncIterator[RunningVwap]:
             Limits(config.max_window_ms, config.max_series_points, config.cache_min_age_ms),
             batcher=batcher,
         )
-        hub = LiveHub(store, retention_ms=config.revision_horizon_ms)
+        hub = LiveHub(
+            store, retention_ms=config.revision_horizon_ms, max_trades=config.live_max_trades
+        )
         hub.sequence = head
         follower = EventFollower(
             config.processor_address,

@@ -23,6 +23,12 @@ SETTINGS = (
     Setting("VWAP_MAX_SERIES_POINTS", "10000", "Most points one GetVwapSeries may return"),
     Setting("VWAP_CACHE_SIZE", "100000", "Closed-window answers kept in the LRU cache (0: off)"),
     Setting(
+        "VWAP_LIVE_MAX_TRADES",
+        "10000000",
+        "Most trades StreamVwap's live states may hold in memory (about 400 bytes each); a "
+        "stream needing a new one past it is refused RESOURCE_EXHAUSTED",
+    ),
+    Setting(
         "VWAP_CACHE_MIN_AGE",
         "10s",
         "How long after its end a window counts as closed and may be cached",
@@ -94,6 +100,8 @@ class VwapConfig:
     max_series_points: int = 10_000
     #: Entries of the closed-window cache.
     cache_size: int = 100_000
+    #: Most trades the live states may hold when another is created.
+    live_max_trades: int = 10_000_000
     #: Age (ms after its end) from which a window is cacheable.
     cache_min_age_ms: int = 10_000
     #: How long emitted closed points accept revisions.
@@ -144,6 +152,7 @@ class VwapConfig:
             max_window_ms=env.duration_ms("VWAP_MAX_WINDOW", minimum=1),
             max_series_points=env.integer("VWAP_MAX_SERIES_POINTS", minimum=1),
             cache_size=env.integer("VWAP_CACHE_SIZE", minimum=0),
+            live_max_trades=env.integer("VWAP_LIVE_MAX_TRADES", minimum=1),
             cache_min_age_ms=env.duration_ms("VWAP_CACHE_MIN_AGE"),
             revision_horizon_ms=env.duration_ms("VWAP_REVISION_HORIZON"),
             close_on_clock=env.boolean("VWAP_CLOSE_ON_CLOCK"),

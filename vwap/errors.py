@@ -5,6 +5,7 @@ VwapError
 ├── UnknownSymbol    → NOT_FOUND
 ├── DeadlinePassed   → DEADLINE_EXCEEDED
 └── LiveStateUnavailable → UNAVAILABLE
+    └── LiveCapacityExhausted → RESOURCE_EXHAUSTED
 """
 
 from __future__ import annotations
@@ -28,3 +29,7 @@ class DeadlinePassed(VwapError):
 
 class LiveStateUnavailable(VwapError):
     """The live state of a symbol could not be loaded from the store."""
+
+
+class LiveCapacityExhausted(LiveStateUnavailable):
+    """A new live state would take the trades held in memory past ``VWAP_LIVE_MAX_TRADES``."""

@@ -26,8 +26,9 @@ from dataclasses import dataclass, field
 import psycopg
 
 from tradekit.logs import event_logger
+from tradekit.timetext import human_ms
 from vwap.convert import message_to_proto
-from vwap.errors import LiveStateUnavailable
+from vwap.errors import LiveCapacityExhausted, LiveStateUnavailable
 from vwap.events import DomainEvent, EventsLost, TradeArrived, TradeCorrected, WindowVerified
 from vwap.outbox import Outlet
 from vwap.rolling import Message, RollingWindow, Update
@@ -97,10 +98,19 @@ class Tracker:
 class LiveHub:
     """Routes followed events to trackers and their subscribers."""
 
-    def __init__(self, store: VwapStore, *, retention_ms: int, max_queue: int = 10_000) -> None:
+    def __init__(
+        self,
+        store: VwapStore,
+        *,
+        retention_ms: int,
+        max_queue: int = 10_000,
+        max_trades: int | None = None,
+    ) -> None:
         self._store = store
         self._retention_ms = retention_ms
         self._max_queue = max_queue
+        #: Most trades all trackers may hold when another is created (None: no limit).
+        self._max_trades = max_trades
         self._trackers: dict[TrackerKey, Tracker] = {}
         self._by_symbol: dict[str, set[Tracker]] = {}
         #: Subscribers to all symbols, by (window_ms, step_ms).
@@ -142,6 +152,13 @@ class LiveHub:
                     for subscriber in tuple(subscribers):
                         try:
                             await self._attach_once(key, subscriber)
+                        except LiveCapacityExhausted as exc:
+                            # it cannot follow every symbol as it asked: ended, it subscribes
+                            # again and is refused RESOURCE_EXHAUSTED with the reason
+                            log.warning("symbol_attach_refused", symbol=symbol, error=str(exc))
+                            if subscriber.lost is None:
+                                subscriber.lost = str(exc)
+                                subscriber.offer(None)
                         except (LiveStateUnavailable, psycopg.Error) as exc:
                             log.error("symbol_attach_failed", symbol=symbol, error=str(exc))
             finally:
@@ -207,6 +224,17 @@ class LiveHub:
             verified_until_ms=verified_until,
             verified_from_ms=verified_from,
         )
+        held = self.trades_held + rolling.trades_held
+        if self._max_trades is not None and held > self._max_trades:
+            tracker.failed = LiveCapacityExhausted(
+                f"streaming {symbol} over a {human_ms(window_ms)} window with a"
+                f" {human_ms(step_ms)} step would hold {held:,} trades in memory, over this"
+                f" service's VWAP_LIVE_MAX_TRADES ({self._max_trades:,}): subscribe with a"
+                " window and step already streamed, or a shorter window, or retry later"
+            )
+            self._forget(tracker)
+            tracker.ready.set()
+            raise tracker.failed
         tracker.rolling, tracker.loaded_seq = rolling, head
         pending, tracker.pending = tracker.pending, []
         for event in pending:
@@ -248,6 +276,8 @@ class LiveHub:
             if tracker.failed is None:
                 return tracker
             tracker.subscribers.discard(subscriber)
+            if isinstance(tracker.failed, LiveCapacityExhausted):
+                raise LiveCapacityExhausted(str(tracker.failed))
             if not isinstance(tracker.failed, asyncio.CancelledError):
                 raise LiveStateUnavailable(
                     f"the live state of {key[0]} could not be loaded, retry"
@@ -315,6 +345,11 @@ class LiveHub:
         """True when the shared state of (symbol, window, step) is loaded and following."""
         tracker = self._trackers.get((symbol, window_ms, step_ms))
         return tracker is not None and tracker.rolling is not None
+
+    @property
+    def trades_held(self) -> int:
+        """Trades the loaded trackers hold in memory."""
+        return sum(t.rolling.trades_held for t in self._trackers.values() if t.rolling is not None)
 
     @property
     def tracker_count(self) -> int:

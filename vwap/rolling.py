@@ -104,6 +104,11 @@ class RollingWindow:
 
     # -- queries ---------------------------------------------------------------------------
 
+    @property
+    def trades_held(self) -> int:
+        """Trades kept in memory (the window, the step being built, the revision horizon)."""
+        return len(self._trades)
+
     def live_point(self) -> VwapPoint | None:
         """The current live point, None before any trade."""
         if self.end_ms is None:

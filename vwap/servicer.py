@@ -21,7 +21,13 @@ from tradekit.wire import (
     window_from_request,
 )
 from vwap.convert import point_to_proto, stored_trade_to_proto, summary_to_proto
-from vwap.errors import DeadlinePassed, InvalidRequest, LiveStateUnavailable, UnknownSymbol
+from vwap.errors import (
+    DeadlinePassed,
+    InvalidRequest,
+    LiveCapacityExhausted,
+    LiveStateUnavailable,
+    UnknownSymbol,
+)
 from vwap.live import LiveHub
 from vwap.outbox import OVERFLOWED, Outbox
 from vwap.service import VwapService
@@ -41,6 +47,8 @@ SERVICE_NAME = vwap_pb2.DESCRIPTOR.services_by_name["VwapService"].full_name
 
 
 async def _abort(context: Context, exc: Exception) -> NoReturn:
+    if isinstance(exc, LiveCapacityExhausted):
+        await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
     if isinstance(exc, UnknownSymbol):
         await context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
     if isinstance(exc, InvalidRequest | DomainError):

@@ -710,3 +710,59 @@ async def test_every_rpc_writes_a_window_in_the_same_text(
     ]
     texts = {(p.notional, p.volume, p.vwap, p.trade_count) for p in (read.point, series[-1], live)}
     assert texts == {("7.5", "3", "2.5", 1)}
+
+
+async def test_a_live_state_past_the_memory_limit_is_refused_with_the_reason(
+    start_vwap: VwapStarter, processor: FakeProcessor
+) -> None:
+    """Live states hold their window's trades in memory. A stream needing a new one that
+    would take them past VWAP_LIVE_MAX_TRADES is refused RESOURCE_EXHAUSTED saying what to
+    do; a stream sharing a loaded state is not, nor is the same request once memory is
+    freed. Every distinct (window, step) used to load its own copy without a bound."""
+    for i in range(3):
+        await processor.trade(_t(i + 1, 1_000 * (i + 1), "100"))
+    other = vwap_pb2.StreamVwapRequest(
+        symbols=["BTC"], window=duration_from_ms(WINDOW - 1), step=duration_from_ms(STEP)
+    )
+    async with start_vwap(live_max_trades=5) as (running, stub):
+        first = stub.StreamVwap(_btc_request())
+        held = (await asyncio.wait_for(first.read(), timeout=10)).update.point
+        shared = stub.StreamVwap(_btc_request())
+        also = (await asyncio.wait_for(shared.read(), timeout=10)).update.point
+        refused = await _status_at_end(stub.StreamVwap(other))
+        trackers = running.hub.tracker_count
+        first.cancel()
+        shared.cancel()
+        await _until(lambda: running.hub.tracker_count == 0, "freed the live state")
+        later = stub.StreamVwap(other)
+        point = (await asyncio.wait_for(later.read(), timeout=10)).update.point
+        later.cancel()
+    assert (held.trade_count, also.trade_count, point.trade_count) == (3, 3, 3)
+    assert trackers == 1
+    assert refused.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    details = refused.details() or ""
+    assert "would hold 6 trades in memory, over this service's VWAP_LIVE_MAX_TRADES (5)" in details
+    assert "subscribe with a window and step already streamed" in details
+
+
+async def test_an_all_symbols_stream_that_cannot_follow_a_new_symbol_is_ended(
+    start_vwap: VwapStarter, processor: FakeProcessor
+) -> None:
+    """A stream of all symbols whose next new symbol would take the live states past
+    VWAP_LIVE_MAX_TRADES is ended (subscribe again; the new subscription is then refused with
+    the reason) instead of silently missing that symbol."""
+    for i in range(3):
+        await processor.trade(_t(i + 1, 1_000 * (i + 1), "100"))
+    everything = vwap_pb2.StreamVwapRequest(
+        window=duration_from_ms(WINDOW), step=duration_from_ms(STEP)
+    )
+    async with start_vwap(live_max_trades=3) as (_, stub):
+        call = stub.StreamVwap(everything)
+        first = (await asyncio.wait_for(call.read(), timeout=10)).update.point
+        await processor.trade(Trade("ETH", 9, BASE + 4_000, Decimal(5), Decimal(1)))
+        ended = await _status_at_end(call)
+        again = await _status_at_end(stub.StreamVwap(everything))
+    assert (first.symbol, first.trade_count) == ("BTC", 3)
+    assert ended.code() == grpc.StatusCode.UNAVAILABLE
+    assert "VWAP_LIVE_MAX_TRADES (3)" in (ended.details() or "")
+    assert again.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
