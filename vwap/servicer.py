@@ -29,7 +29,7 @@ from vwap.errors import (
     UnknownSymbol,
 )
 from vwap.live import LiveHub
-from vwap.outbox import OVERFLOWED, Outbox
+from vwap.outbox import OVERFLOWED, STALLED, Outbox
 from vwap.service import VwapService
 
 log = event_logger("vwap.servicer")
@@ -156,13 +156,26 @@ class VwapServicer(vwap_pb2_grpc.VwapServiceServicer):
             _check_stream_span(window_ms, step_ms)
         except _EXPECTED as exc:
             await _abort(context, exc)
+        # Headers first, on their own: a status to end the stream can then always be sent,
+        # even while the first message waits on a client that never reads (gRPC refuses a
+        # status batch that repeats the headers of a write still in flight).
+        await context.send_initial_metadata(())
         try:
             async with self._hub.subscribe(symbols, window_ms=window_ms, step_ms=step_ms) as sub:
                 ended = await self.outbox.serve(sub, context.write)
+            # Its subscription is gone (queue dropped); gRPC sends the status after the
+            # messages it already holds, so a client that stopped reading sees it when it reads.
             if ended == OVERFLOWED:
                 await context.abort(
                     grpc.StatusCode.RESOURCE_EXHAUSTED,
                     "the client read too slowly and fell behind; reconnect",
+                )
+            if ended == STALLED:
+                waited = self.outbox.stalled_after_s
+                await context.abort(
+                    grpc.StatusCode.RESOURCE_EXHAUSTED,
+                    f"the client read too slowly (a message waited {waited:g} s to be sent);"
+                    " reconnect",
                 )
             if sub.lost is not None:
                 await context.abort(

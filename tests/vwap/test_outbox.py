@@ -11,7 +11,7 @@ from typing import Any
 import grpc
 import pytest
 
-from vwap.outbox import CLOSED, FAILED, OVERFLOWED, Outbox, Outlet
+from vwap.outbox import CLOSED, FAILED, OVERFLOWED, STALLED, Outbox, Outlet
 
 
 async def _settle() -> None:
@@ -206,3 +206,59 @@ def test_at_least_one_turn() -> None:
     """Zero turns would block every stream forever."""
     with pytest.raises(ValueError, match="turns"):
         Outbox(turns=0)
+
+
+async def test_a_stuck_stream_that_overflows_ends_at_once_and_gives_up_its_turn() -> None:
+    """A client that stopped reading (its write never completes) while its closed points pile
+    up past max_pending: its stream ends overflowed at once, its queue is dropped, later offers
+    are ignored, and the only turn passes to the next stream."""
+    outbox = Outbox(turns=1, stuck_after_s=3600, stalled_after_s=3600)
+    wire = Wire()
+    wire.hold = {"stuck"}
+    stuck, fine = Outlet(max_pending=3), Outlet(max_pending=10)
+    async with asyncio.TaskGroup() as tasks:
+        stuck_done = tasks.create_task(outbox.serve(stuck, wire.writer("stuck")))
+        stuck.offer(b"first")
+        await _settle()
+        assert wire.started == [("stuck", b"first")]
+        fine_done = tasks.create_task(outbox.serve(fine, wire.writer("fine")))
+        fine.offer(b"y")
+        fine.offer(None)
+        for n in range(4):
+            stuck.offer(b"closed-%d" % n)
+        assert await asyncio.wait_for(stuck_done, timeout=10) == OVERFLOWED
+        assert len(stuck.pending) == 0
+        stuck.offer(b"later")
+        assert len(stuck.pending) == 0
+        assert await asyncio.wait_for(fine_done, timeout=10) == CLOSED
+        assert wire.written == [("fine", b"y")]
+    assert outbox.cut_offs == 1
+    await outbox.aclose()  # cancels the write that never completes
+
+
+async def test_writes_stalled_beyond_the_cap_end_their_streams_and_the_line_moves_on() -> None:
+    """More stuck writes than the cap allows (one set aside, one holding the only turn, both
+    never completing): once in flight stalled_after_s each of their streams ends stalled with
+    its queue dropped, and the stream waiting behind them is served."""
+    outbox = Outbox(turns=1, stuck_after_s=0.01, stalled_after_s=0.2)
+    wire = Wire()
+    wire.hold = {"a", "b"}
+    outlets = {name: Outlet(max_pending=10) for name in ("a", "b", "c")}
+    async with asyncio.TaskGroup() as tasks:
+        serving = {
+            n: tasks.create_task(outbox.serve(o, wire.writer(n))) for n, o in outlets.items()
+        }
+        await _settle()
+        for outlet in outlets.values():
+            outlet.offer(b"x")
+        outlets["a"].offer(b"y")
+        outlets["c"].offer(None)
+        done, _ = await asyncio.wait(serving.values(), timeout=10)
+        assert len(done) == 3
+    assert {n: s.result() for n, s in serving.items()} == {"a": STALLED, "b": STALLED, "c": CLOSED}
+    assert [s for s, _ in wire.started] == ["a", "b", "c"]
+    assert wire.written == [("c", b"x")]
+    assert len(outlets["a"].pending) == len(outlets["b"].pending) == 0
+    # a set aside, then (a's stream ended, so under the cap again) b: c got the turn
+    assert (outbox.revoked, outbox.cut_offs) == (2, 2)
+    await outbox.aclose()  # cancels the two writes that never complete

@@ -766,3 +766,66 @@ async def test_an_all_symbols_stream_that_cannot_follow_a_new_symbol_is_ended(
     assert ended.code() == grpc.StatusCode.UNAVAILABLE
     assert "VWAP_LIVE_MAX_TRADES (3)" in (ended.details() or "")
     assert again.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+async def _until_long(condition: Callable[[], bool], what: str) -> None:
+    """As :func:`_until`, with a generous 30 s (a loaded machine, keepalive periods)."""
+    for _ in range(3000):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"never {what}")
+
+
+async def test_readers_stalled_beyond_the_cap_are_ended_and_the_others_still_served(
+    start_vwap: VwapStarter, processor: FakeProcessor
+) -> None:
+    """With one send turn, three clients that never read (each on its own channel with a
+    tiny flow-control window: more than the stuck writes one turn sets aside) do not stop
+    StreamVwap for everyone: each stalled stream is ended once a write waited stalled_after_s,
+    its subscription freed, and a fresh subscriber then receives the newest point; a stalled
+    client that reads again gets RESOURCE_EXHAUSTED saying it read too slowly."""
+    outbox = Outbox(turns=1, stuck_after_s=0.05, stalled_after_s=0.5)
+    request = _btc_request()
+    tight = [("grpc.http2.bdp_probe", 0), ("grpc.http2.lookahead_bytes", 1)]
+    async with start_vwap() as (running, _):
+        server = grpc.aio.server()
+        registration(VwapServicer(running.service, running.hub, outbox=outbox)).add_to_server(
+            server
+        )
+        port = server.add_insecure_port("127.0.0.1:0")
+        await server.start()
+        try:
+            address = f"127.0.0.1:{port}"
+            async with (
+                grpc.aio.insecure_channel(address, options=tight) as one,
+                grpc.aio.insecure_channel(address, options=tight) as two,
+                grpc.aio.insecure_channel(address, options=tight) as three,
+                grpc.aio.insecure_channel(address) as channel,
+            ):
+                stalled = [
+                    vwap_pb2_grpc.VwapServiceStub(c).StreamVwap(request)  # type: ignore[no-untyped-call]
+                    for c in (one, two, three)
+                ]
+                await _until(lambda: running.hub.attachment_count == 3, "subscribed 3 readers")
+                # Trades until every stalled stream has been ended (their writes get stuck).
+                while running.hub.attachment_count > 0 and len(processor.events) < 3_000:
+                    await processor.trade(_t(1 + len(processor.events), 1_000, "100.5"))
+                    await asyncio.sleep(0.005)
+                await _until_long(
+                    lambda: running.hub.attachment_count == 0, "ended the stalled streams"
+                )
+                stub = vwap_pb2_grpc.VwapServiceStub(channel)  # type: ignore[no-untyped-call]
+                fresh = stub.StreamVwap(request)
+                await _until(lambda: running.hub.attachment_count == 1, "subscribed a reader")
+                last = await processor.trade(_t(100_000, 2_000, "99.25", "3"))
+                received = await _read_until(fresh, last.sequence)
+                ended = [await _status_at_end(call) for call in stalled]
+                fresh.cancel()
+        finally:
+            await server.stop(0)
+    assert outbox.cut_offs == 3
+    assert _sums([m for m in received if _is_live(m)][-1].update.point)[2] == len(processor.events)
+    for error in ended:
+        assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert "read too slowly" in (error.details() or "")
