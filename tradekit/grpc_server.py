@@ -7,6 +7,12 @@
 
 A port that is already in use is a startup error (``SO_REUSEPORT`` is disabled), never a
 silent second server.
+
+The server pings every connection ``keepalive_s`` (HTTP/2 PING, also while nothing can be
+sent: a client that stopped reading is exactly the one to check) and closes one whose client
+does not answer within ``keepalive_timeout_s``: a stopped or vanished client's calls end, and
+writes waiting on its full flow-control window fail, instead of being held for good. Clients'
+own keepalive pings are accepted every 5 s and more, with or without calls.
 """
 
 from __future__ import annotations
@@ -25,6 +31,12 @@ from tradekit.logs import event_logger
 from tradekit.reflection import enable_documented_reflection
 
 log = event_logger("tradekit.grpc")
+
+
+#: Seconds between the server's keepalive pings on each connection.
+KEEPALIVE_S = 30.0
+#: Seconds a client has to answer a keepalive ping before its connection is closed.
+KEEPALIVE_TIMEOUT_S = 10.0
 
 
 class PortInUseError(RuntimeError):
@@ -51,6 +63,8 @@ class GrpcServer:
         grace_s: float,
         services: Sequence[ServiceRegistration],
         max_concurrent_streams: int = 2000,
+        keepalive_s: float = KEEPALIVE_S,
+        keepalive_timeout_s: float = KEEPALIVE_TIMEOUT_S,
     ) -> None:
         self.name = name
         self._address = f"{host}:{port}"
@@ -64,6 +78,12 @@ class GrpcServer:
             options=[
                 ("grpc.so_reuseport", 0),
                 ("grpc.max_concurrent_streams", max_concurrent_streams),
+                ("grpc.keepalive_time_ms", round(keepalive_s * 1000)),
+                ("grpc.keepalive_timeout_ms", round(keepalive_timeout_s * 1000)),
+                # What gRPC core waits for a ping's ack (else 1 minute, whatever the above).
+                ("grpc.http2.ping_timeout_ms", round(keepalive_timeout_s * 1000)),
+                # Keep pinging a connection the server cannot send data on (a stalled reader).
+                ("grpc.http2.max_pings_without_data", 0),
                 ("grpc.keepalive_permit_without_calls", 1),
                 ("grpc.http2.min_ping_interval_without_data_ms", 5000),
             ]

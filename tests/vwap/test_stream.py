@@ -16,6 +16,8 @@ from trading.v1 import events_pb2, vwap_pb2, vwap_pb2_grpc
 from processor.event_log import NewEvent
 from tests.vwap.support import FakeProcessor, VwapStarter
 from tradekit.domain import Trade
+from tradekit.grpc_server import GrpcServer
+from tradekit.tasks import cancel_and_wait
 from tradekit.wire import duration_from_ms, ms_from_timestamp, timestamp_from_ms, trade_to_proto
 from vwap.outbox import Outbox
 from vwap.ranges import DAY_MS
@@ -829,3 +831,84 @@ async def test_readers_stalled_beyond_the_cap_are_ended_and_the_others_still_ser
     for error in ended:
         assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
         assert "read too slowly" in (error.details() or "")
+
+
+class _Relay:
+    """A TCP relay to ``port`` that can freeze like a stopped client process: from then on it
+    moves no byte either way (the server's pings go unanswered, its window never reopens)."""
+
+    def __init__(self, port: int) -> None:
+        self._target = port
+        self._moving = asyncio.Event()
+        self._moving.set()
+        self._pumps: set[asyncio.Task[None]] = set()
+        self._writers: list[asyncio.StreamWriter] = []
+        self._server: asyncio.Server | None = None
+        self.port = 0
+
+    async def __aenter__(self) -> _Relay:
+        self._server = await asyncio.start_server(self._connect, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._server is not None
+        self._server.close()
+        for pump in list(self._pumps):
+            await cancel_and_wait(pump)
+        for writer in self._writers:
+            writer.close()
+        await self._server.wait_closed()
+
+    def freeze(self) -> None:
+        self._moving.clear()
+
+    async def _connect(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self._target)
+        self._writers += [writer, up_writer]
+        for source, sink in ((reader, up_writer), (up_reader, writer)):
+            pump = asyncio.get_running_loop().create_task(self._pump(source, sink))
+            self._pumps.add(pump)
+
+    async def _pump(self, source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+        while data := await source.read(65536):
+            await self._moving.wait()
+            sink.write(data)
+            await sink.drain()
+        sink.close()
+
+
+async def test_a_client_that_stops_answering_is_disconnected_and_its_stream_freed(
+    start_vwap: VwapStarter, processor: FakeProcessor
+) -> None:
+    """A StreamVwap client whose process stops (a relay that freezes: nothing it sends or
+    receives moves any more) is found by the server's keepalive ping: its connection is
+    closed, its subscription freed and the write waiting on it ends."""
+    outbox = Outbox(turns=1, stuck_after_s=0.05)
+    tight = [("grpc.http2.bdp_probe", 0), ("grpc.http2.lookahead_bytes", 1024)]
+    async with start_vwap() as (running, _):
+        server = GrpcServer(
+            name="vwap-keepalive",
+            host="127.0.0.1",
+            port=0,
+            grace_s=0.2,
+            services=[registration(VwapServicer(running.service, running.hub, outbox=outbox))],
+            keepalive_s=0.2,
+            keepalive_timeout_s=0.5,
+        )
+        async with (
+            server,
+            _Relay(server.port) as relay,
+            grpc.aio.insecure_channel(f"127.0.0.1:{relay.port}", options=tight) as channel,
+        ):
+            call = vwap_pb2_grpc.VwapServiceStub(channel).StreamVwap(_btc_request())  # type: ignore[no-untyped-call]
+            first = await processor.trade(_t(1, 1_000, "100"))
+            await _read_until(call, first.sequence)
+            relay.freeze()
+            for n in range(2, 200):
+                await processor.trade(_t(n, 1_000, "100"))
+            await _until_long(
+                lambda: running.hub.attachment_count == 0 and outbox.in_flight == 0,
+                "freed the stopped client's stream",
+            )
+            call.cancel()
