@@ -104,10 +104,13 @@ class VwapServiceServicer:
         ListSymbols lists the known ones). Errors: INVALID_ARGUMENT for a malformed symbol, a
         window that is not positive or above 1 day (the live state holds the window's trades;
         GetVwapSeries serves longer windows), or a step outside 1 s .. 1 day; RESOURCE_EXHAUSTED
-        when the client reads too slowly and its closed points, revisions and verifications pile
-        up, or when a (symbol, window, step) not streamed yet would take the trades the live
-        states hold in memory past the service's VWAP_LIVE_MAX_TRADES (the message says so:
-        use a window and step already streamed, or a shorter window); UNAVAILABLE when the service could not apply a processor event of a followed symbol
+        when the client reads too slowly: its closed points, revisions and verifications pile
+        up, or a message waits 10 s to be sent (the status follows the messages already sent, so
+        a client that stopped reading sees it when it reads again; reconnect); RESOURCE_EXHAUSTED
+        too when a (symbol, window, step) not streamed yet would take the trades the live states
+        hold in memory past the service's VWAP_LIVE_MAX_TRADES (the message says so: use a window
+        and step already streamed, or a shorter window); UNAVAILABLE when the service could not
+        apply a processor event of a followed symbol
         (the live state may miss a change: subscribe again, to state read afresh).
 
         Conflation: a live update (closed = false) not yet sent to this subscriber is replaced by a
