@@ -353,6 +353,14 @@ class NatsRelay:
                     batch = await read_events(
                         conn, from_seq=self.published_seq + 1, symbols=(), limit=self._batch_size
                     )
+                    head = await head_sequence(conn) if not batch else None
+                if head is not None and head < self.published_seq:
+                    # The log moved back under the relay (its database restored from a
+                    # backup; its connections may not even have failed): the stream is
+                    # compared with this log as at start, and refused when it holds others.
+                    log.error("event_log_moved_back", head=head, position=self.published_seq)
+                    self.published_seq = await self._recover(js)
+                    continue
                 if batch:
                     await self._publish(js, batch)
                     self.published_seq = batch[-1].seq

@@ -191,10 +191,11 @@ async def test_a_relay_refusing_the_stream_mid_run_reports_its_failure(
     pool: Pool, database_url: str, nats_url: str, stream_name: str
 ) -> None:
     """Running, the relay published 1-10; the database is then restored from a backup at 5
-    (its sessions cut). The relay's next read fails, its recovery finds the stream holding
-    events past the database's head and refuses it: ``failure()`` raises that error (the
-    worker ends on it, and its parent restarts it with the reason logged) instead of the
-    publishing task dying unnoticed."""
+    (its sessions cut; the pool replaces them unseen). The relay finds the log's head behind
+    its position, its recovery finds the stream holding events past that head and refuses
+    it: ``failure()`` raises that error (the worker ends on it, and its parent restarts it
+    with the reason logged) instead of the publishing task dying unnoticed, or waiting for
+    sequences the log had already given it."""
     async with HeadWatcher(database_url) as watcher:
         relay = NatsRelay(
             pool=pool,
