@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from decimal import Decimal
 from typing import Any
 
@@ -80,6 +81,20 @@ async def _until_loaded(running: Any) -> None:
     await _until(
         lambda: running.hub.is_loaded("BTC", window_ms=WINDOW, step_ms=STEP), "loaded live state"
     )
+
+
+@asynccontextmanager
+async def _served(running: Any, outbox: Outbox) -> AsyncIterator[str]:
+    """A second gRPC server for ``running``'s VWAP service whose StreamVwap sends through
+    ``outbox``; its address."""
+    server = grpc.aio.server()
+    registration(VwapServicer(running.service, running.hub, outbox=outbox)).add_to_server(server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        await server.stop(0)
 
 
 async def _status_at_end(call: Any) -> grpc.aio.AioRpcError:
@@ -377,34 +392,25 @@ async def test_a_stuck_subscriber_does_not_hold_back_the_others(
     request = _btc_request()
     # No window growth and the smallest window: a few unread messages block the writes.
     tight = [("grpc.http2.bdp_probe", 0), ("grpc.http2.lookahead_bytes", 1)]
-    async with start_vwap() as (running, _):
-        server = grpc.aio.server()
-        registration(VwapServicer(running.service, running.hub, outbox=outbox)).add_to_server(
-            server
-        )
-        port = server.add_insecure_port("127.0.0.1:0")
-        await server.start()
-        try:
-            address = f"127.0.0.1:{port}"
-            async with (
-                grpc.aio.insecure_channel(address, options=tight) as stuck_channel,
-                grpc.aio.insecure_channel(address) as channel,
-            ):
-                stuck = vwap_pb2_grpc.VwapServiceStub(stuck_channel).StreamVwap(request)  # type: ignore[no-untyped-call]
-                stub = vwap_pb2_grpc.VwapServiceStub(channel)  # type: ignore[no-untyped-call]
-                healthy = [stub.StreamVwap(request) for _ in range(3)]
-                await _until_loaded(running)
-                while running.hub.tracker_count != 1 or outbox.revoked == 0:
-                    last = await processor.trade(_t(1 + len(processor.events), 1_000, "100.5"))
-                    if len(processor.events) > 2_000:
-                        break
-                last = await processor.trade(_t(10_000, 2_000, "99.25", "3"))
-                received = [await _read_until(call, last.sequence) for call in healthy]
-                caught_up = await _read_until(stuck, last.sequence)
-                for call in (stuck, *healthy):
-                    call.cancel()
-        finally:
-            await server.stop(0)
+    async with (
+        start_vwap() as (running, _),
+        _served(running, outbox) as address,
+        grpc.aio.insecure_channel(address, options=tight) as stuck_channel,
+        grpc.aio.insecure_channel(address) as channel,
+    ):
+        stuck = vwap_pb2_grpc.VwapServiceStub(stuck_channel).StreamVwap(request)  # type: ignore[no-untyped-call]
+        stub = vwap_pb2_grpc.VwapServiceStub(channel)  # type: ignore[no-untyped-call]
+        healthy = [stub.StreamVwap(request) for _ in range(3)]
+        await _until_loaded(running)
+        while running.hub.tracker_count != 1 or outbox.revoked == 0:
+            last = await processor.trade(_t(1 + len(processor.events), 1_000, "100.5"))
+            if len(processor.events) > 2_000:
+                break
+        last = await processor.trade(_t(10_000, 2_000, "99.25", "3"))
+        received = [await _read_until(call, last.sequence) for call in healthy]
+        caught_up = await _read_until(stuck, last.sequence)
+        for call in (stuck, *healthy):
+            call.cancel()
     assert outbox.revoked >= 1
     trades = len(processor.events)
     expected = (
@@ -790,42 +796,31 @@ async def test_readers_stalled_beyond_the_cap_are_ended_and_the_others_still_ser
     outbox = Outbox(turns=1, stuck_after_s=0.05, stalled_after_s=0.5)
     request = _btc_request()
     tight = [("grpc.http2.bdp_probe", 0), ("grpc.http2.lookahead_bytes", 1)]
-    async with start_vwap() as (running, _):
-        server = grpc.aio.server()
-        registration(VwapServicer(running.service, running.hub, outbox=outbox)).add_to_server(
-            server
-        )
-        port = server.add_insecure_port("127.0.0.1:0")
-        await server.start()
-        try:
-            address = f"127.0.0.1:{port}"
-            async with (
-                grpc.aio.insecure_channel(address, options=tight) as one,
-                grpc.aio.insecure_channel(address, options=tight) as two,
-                grpc.aio.insecure_channel(address, options=tight) as three,
-                grpc.aio.insecure_channel(address) as channel,
-            ):
-                stalled = [
-                    vwap_pb2_grpc.VwapServiceStub(c).StreamVwap(request)  # type: ignore[no-untyped-call]
-                    for c in (one, two, three)
-                ]
-                await _until(lambda: running.hub.attachment_count == 3, "subscribed 3 readers")
-                # Trades until every stalled stream has been ended (their writes get stuck).
-                while running.hub.attachment_count > 0 and len(processor.events) < 3_000:
-                    await processor.trade(_t(1 + len(processor.events), 1_000, "100.5"))
-                    await asyncio.sleep(0.005)
-                await _until_long(
-                    lambda: running.hub.attachment_count == 0, "ended the stalled streams"
-                )
-                stub = vwap_pb2_grpc.VwapServiceStub(channel)  # type: ignore[no-untyped-call]
-                fresh = stub.StreamVwap(request)
-                await _until(lambda: running.hub.attachment_count == 1, "subscribed a reader")
-                last = await processor.trade(_t(100_000, 2_000, "99.25", "3"))
-                received = await _read_until(fresh, last.sequence)
-                ended = [await _status_at_end(call) for call in stalled]
-                fresh.cancel()
-        finally:
-            await server.stop(0)
+    async with (
+        start_vwap() as (running, _),
+        _served(running, outbox) as address,
+        grpc.aio.insecure_channel(address, options=tight) as one,
+        grpc.aio.insecure_channel(address, options=tight) as two,
+        grpc.aio.insecure_channel(address, options=tight) as three,
+        grpc.aio.insecure_channel(address) as channel,
+    ):
+        stalled = [
+            vwap_pb2_grpc.VwapServiceStub(c).StreamVwap(request)  # type: ignore[no-untyped-call]
+            for c in (one, two, three)
+        ]
+        await _until(lambda: running.hub.attachment_count == 3, "subscribed 3 readers")
+        # Trades until every stalled stream has been ended (their writes get stuck).
+        while running.hub.attachment_count > 0 and len(processor.events) < 3_000:
+            await processor.trade(_t(1 + len(processor.events), 1_000, "100.5"))
+            await asyncio.sleep(0.005)
+        await _until_long(lambda: running.hub.attachment_count == 0, "ended the stalled streams")
+        stub = vwap_pb2_grpc.VwapServiceStub(channel)  # type: ignore[no-untyped-call]
+        fresh = stub.StreamVwap(request)
+        await _until(lambda: running.hub.attachment_count == 1, "subscribed a reader")
+        last = await processor.trade(_t(100_000, 2_000, "99.25", "3"))
+        received = await _read_until(fresh, last.sequence)
+        ended = [await _status_at_end(call) for call in stalled]
+        fresh.cancel()
     assert outbox.cut_offs == 3
     assert _sums([m for m in received if _is_live(m)][-1].update.point)[2] == len(processor.events)
     for error in ended:
