@@ -508,6 +508,19 @@ async def test_an_event_the_service_cannot_apply_ends_streams_and_drops_cached_p
         again.cancel()
 
 
+async def _replaced(
+    processor: FakeProcessor, keep: int, trades: list[Trade]
+) -> list[events_pb2.Event]:
+    """Stop ``processor``, replace its log by its first ``keep`` events grown by ``trades``
+    (published at later instants than the old log's events), start it again; the new events."""
+    await processor.stop()
+    await processor.replace_log(keep=keep)
+    await asyncio.sleep(0.01)
+    grown = [await processor.trade(trade) for trade in trades]
+    await processor.start()
+    return grown
+
+
 async def test_a_replaced_event_log_drops_what_was_derived_and_follows_its_end(
     start_vwap: VwapStarter, processor: FakeProcessor
 ) -> None:
@@ -564,14 +577,7 @@ async def test_a_replaced_event_log_grown_past_the_position_is_noticed(
         await _until_loaded(running)
         lost = await processor.trade(_t(2, 2_000, "300"))
         await running.follower.wait_for(lost.sequence)
-        await processor.stop()
-        await processor.replace_log(keep=1)
-        await asyncio.sleep(0.01)  # the new log's events are published at later instants
-        grown = [
-            await processor.trade(_t(3, 3_000, "50")),
-            await processor.trade(_t(4, 4_000, "10")),
-        ]
-        await processor.start()
+        grown = await _replaced(processor, 1, [_t(3, 3_000, "50"), _t(4, 4_000, "10")])
         ended = await _status_at_end(call)
         await _until(lambda: processor.requests[-1:] == [4], "resumed at the new log's end")
         again = stub.StreamVwap(_btc_request())
@@ -601,14 +607,7 @@ async def test_a_log_replaced_twice_before_an_event_arrived_is_noticed(
         await processor.start()
         await _until(lambda: processor.requests[-2:] == [3, 2], "resumed at the new log's end")
         gaps = running.follower.gaps
-        await processor.stop()
-        await processor.replace_log(keep=0)
-        await asyncio.sleep(0.01)  # the new log's events are published at later instants
-        grown = [
-            await processor.trade(_t(3, 3_000, "50")),
-            await processor.trade(_t(4, 4_000, "10")),
-        ]
-        await processor.start()
+        grown = await _replaced(processor, 0, [_t(3, 3_000, "50"), _t(4, 4_000, "10")])
         await _until(lambda: processor.requests[-1:] == [3], "resumed at the third log's end")
         again = stub.StreamVwap(_btc_request())
         current = (await asyncio.wait_for(again.read(), timeout=10)).update
@@ -636,12 +635,8 @@ async def test_a_log_replaced_before_any_event_arrived_is_noticed(
         cached = await stub.GetVwap(request)
         assert (await stub.GetVwap(request)).point == cached.point
         hits = running.service.cache.hits
-        await processor.stop()
-        await processor.replace_log(keep=1)
-        await asyncio.sleep(0.01)  # the new log's events are published at later instants
-        await processor.trade(_t(3, 3_000, "50"))  # inside the cached window
-        await processor.trade(_t(4, WINDOW + 5_000, "10"))  # outside it
-        await processor.start()
+        # one trade inside the cached window, one outside it
+        await _replaced(processor, 1, [_t(3, 3_000, "50"), _t(4, WINDOW + 5_000, "10")])
         await _until(lambda: processor.requests[-1:] == [4], "resumed at the new log's end")
         after = await stub.GetVwap(request)
     assert hits == 1
