@@ -69,8 +69,8 @@ def _is_live(msg: vwap_pb2.StreamVwapResponse) -> bool:
     return msg.HasField("update") and not msg.update.closed
 
 
-async def _until(condition: Callable[[], bool], what: str) -> None:
-    for _ in range(500):
+async def _until(condition: Callable[[], bool], what: str, timeout_s: float = 5.0) -> None:
+    for _ in range(int(timeout_s * 100)):
         if condition():
             return
         await asyncio.sleep(0.01)
@@ -771,15 +771,6 @@ async def test_an_all_symbols_stream_that_cannot_follow_a_new_symbol_is_ended(
     assert again.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
 
 
-async def _until_long(condition: Callable[[], bool], what: str) -> None:
-    """As :func:`_until`, with a generous 30 s (a loaded machine, keepalive periods)."""
-    for _ in range(3000):
-        if condition():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"never {what}")
-
-
 async def test_readers_stalled_beyond_the_cap_are_ended_and_the_others_still_served(
     start_vwap: VwapStarter, processor: FakeProcessor
 ) -> None:
@@ -808,7 +799,9 @@ async def test_readers_stalled_beyond_the_cap_are_ended_and_the_others_still_ser
         while running.hub.attachment_count > 0 and len(processor.events) < 3_000:
             await processor.trade(_t(1 + len(processor.events), 1_000, "100.5"))
             await asyncio.sleep(0.005)
-        await _until_long(lambda: running.hub.attachment_count == 0, "ended the stalled streams")
+        await _until(
+            lambda: running.hub.attachment_count == 0, "ended the stalled streams", timeout_s=30
+        )
         stub = vwap_pb2_grpc.VwapServiceStub(channel)  # type: ignore[no-untyped-call]
         fresh = stub.StreamVwap(request)
         await _until(lambda: running.hub.attachment_count == 1, "subscribed a reader")
@@ -897,8 +890,9 @@ async def test_a_client_that_stops_answering_is_disconnected_and_its_stream_free
             relay.freeze()
             for n in range(2, 200):
                 await processor.trade(_t(n, 1_000, "100"))
-            await _until_long(
+            await _until(
                 lambda: running.hub.attachment_count == 0 and outbox.in_flight == 0,
                 "freed the stopped client's stream",
+                timeout_s=30,
             )
             call.cancel()
