@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Iterable, Sequence
 from types import TracebackType
 
@@ -35,6 +36,7 @@ from processor.events import SEQUENCE_HEADER, STREAM_SUBJECTS
 from processor.head_watch import HeadWatcher
 from processor.nats_wire import hpub_batch, send_raw
 from processor.stats import ProcessorCounters
+from tradekit.entry import redacted_url
 from tradekit.logs import event_logger
 from tradekit.tasks import cancel_and_wait
 
@@ -102,6 +104,57 @@ def _ack_stream_seq(data: bytes) -> int:
     return seq if isinstance(seq, int) else 0
 
 
+class _ConnectionLog:
+    """Logs the relay's NATS connection: while NATS is unreachable, a warning for the first
+    failed attempt, then at most one every ``every_s`` with the attempts so far; when the
+    connection is made, lost and made again; any other client error."""
+
+    def __init__(self, url: str, every_s: float = 30.0) -> None:
+        self._url = redacted_url(url)
+        self._every_s = every_s
+        self._up = False
+        self._closing = False
+        self._failed = 0
+        self._since = 0.0
+        self._logged_at = 0.0
+
+    async def error(self, exc: Exception) -> None:
+        if self._up:
+            log.warning("nats_error", url=self._url, error=repr(exc))
+            return
+        now = time.monotonic()
+        self._failed += 1
+        if self._failed == 1:
+            self._since = now
+        elif now - self._logged_at < self._every_s:
+            return
+        self._logged_at = now
+        log.warning(
+            "nats_unreachable",
+            url=self._url,
+            error=repr(exc),
+            failed_attempts=self._failed,
+            for_s=round(now - self._since, 1),
+        )
+
+    def connected(self) -> None:
+        if self._failed:
+            log.info("nats_connected", url=self._url, after_failed_attempts=self._failed)
+        self._up, self._failed = True, 0
+
+    def closing(self) -> None:
+        """The relay closes the connection: losing it is no news."""
+        self._closing = True
+
+    async def disconnected(self) -> None:
+        if self._up and not self._closing:
+            log.warning("nats_disconnected", url=self._url)
+        self._up = False
+
+    async def reconnected(self) -> None:
+        self.connected()
+
+
 class NatsRelay:
     """Owns a NATS connection and the publishing task; an async context manager."""
 
@@ -130,6 +183,7 @@ class NatsRelay:
         self._batch_size = batch_size
         self._max_age_s = max_age_s
         self._nc: NatsClient | None = None
+        self._connection_log = _ConnectionLog(nats_url)
         self._task: asyncio.Task[None] | None = None
         self.published_seq = 0
         #: The stream's last sequence as of the last acknowledged batch (None: unknown).
@@ -140,14 +194,30 @@ class NatsRelay:
         self.batches_acknowledged_per_message = 0
 
     async def __aenter__(self) -> NatsRelay:
+        """Connect (trying again as long as NATS is unreachable, logged by
+        :class:`_ConnectionLog`), make sure of the stream, recover and start publishing."""
+        connection_log = self._connection_log
         self._nc = await nats.connect(
-            self._nats_url, max_reconnect_attempts=-1, name="processor", drain_timeout=5
+            self._nats_url,
+            max_reconnect_attempts=-1,
+            name="processor",
+            drain_timeout=5,
+            error_cb=connection_log.error,
+            disconnected_cb=connection_log.disconnected,
+            reconnected_cb=connection_log.reconnected,
         )
-        self._inbox = self._nc.new_inbox() + ".*"
-        await self._nc.subscribe(self._inbox, cb=self._on_ack)
-        js = self._nc.jetstream()
-        await self._ensure_stream(js)
-        self.published_seq = await self._recover(js)
+        connection_log.connected()
+        try:
+            self._inbox = self._nc.new_inbox() + ".*"
+            await self._nc.subscribe(self._inbox, cb=self._on_ack)
+            js = self._nc.jetstream()
+            await self._ensure_stream(js)
+            self.published_seq = await self._recover(js)
+        except BaseException:
+            nc, self._nc = self._nc, None
+            connection_log.closing()
+            await nc.close()
+            raise
         self._task = asyncio.create_task(self._run(js), name="nats-relay")
         return self
 
@@ -162,6 +232,7 @@ class NatsRelay:
         if self._nc is not None:
             if exc_type is None:
                 await self._publish_remaining(self._nc.jetstream())
+            self._connection_log.closing()
             await self._nc.drain()
             self._nc = None
 

@@ -8,7 +8,9 @@ environment (``DATABASE_URL``, ``NATS_URL``, ``NATS_STREAM``, ``NATS_MAX_AGE``, 
 as the processor's). It talks to its parent in lines on stdout: ``ready <position>`` once
 recovered, then ``published <position>`` whenever it advanced (at most every
 ``REPORT_INTERVAL_S``). It stops gracefully (publishing what is committed, within a bound) on
-SIGTERM or when its stdin closes, so it never outlives a processor that was killed.
+SIGTERM or when its stdin closes, and Linux sends it SIGTERM when the processor dies, so it
+never outlives a processor that was killed; a stop requested while it is still starting
+(waiting for the relay lock or for NATS) ends it at once.
 
 Only one relay publishes an event log at a time: it holds a session advisory lock for its
 lifetime (released by PostgreSQL when its connection dies), so a restarted processor's relay
@@ -19,10 +21,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import os
 import signal
 import sys
 import threading
+from collections.abc import Coroutine
+from types import TracebackType
+from typing import Any, TypeVar
 
 import psycopg
 
@@ -42,6 +48,8 @@ REPORT_INTERVAL_S = 0.05
 STOP_BOUND_S = 15.0
 STOP_HUNG_STATUS = 3
 RELAY_LOCK_SQL = "SELECT pg_advisory_lock(hashtextextended('event-relay', 0))"
+_PR_SET_PDEATHSIG = 1
+_T = TypeVar("_T")
 
 
 def _exit_if_stop_hangs() -> None:
@@ -53,48 +61,96 @@ def _exit_if_stop_hangs() -> None:
     timer.start()
 
 
+def _die_with_parent() -> None:
+    """Ask Linux to send SIGTERM when the processor dies, even by SIGKILL: a stop request like
+    any other, though the worker's stdin stays open (nothing else on other systems). A
+    processor that died before this took effect closed the worker's stdin already."""
+    if not sys.platform.startswith("linux"):
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0) != 0:
+        log.warning("parent_death_signal_refused", errno=ctypes.get_errno())
+
+
 def _say(line: str) -> None:
     sys.stdout.write(line + "\n")
     sys.stdout.flush()
 
 
-async def _stop_requested() -> None:
-    """Return on SIGTERM/SIGINT or when stdin reaches end of file (the parent is gone)."""
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    reader = asyncio.StreamReader()
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+class _StopRequests:
+    """Stop requests, watched from the worker's first moment: SIGTERM, SIGINT, or the end of
+    stdin (the parent is gone). The first request also bounds the worker's remaining life
+    (:func:`_exit_if_stop_hangs`). An async context manager."""
 
-    async def parent_gone() -> None:
+    def __init__(self) -> None:
+        self._requested = asyncio.Event()
+        self._watch: asyncio.Task[None] | None = None
+        self._transport: asyncio.BaseTransport | None = None
+
+    async def __aenter__(self) -> _StopRequests:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._request, sig.name)
+        reader = asyncio.StreamReader()
+        self._transport, _ = await loop.connect_read_pipe(
+            lambda: asyncio.StreamReaderProtocol(reader), sys.stdin
+        )
+        self._watch = asyncio.create_task(self._parent_gone(reader), name="parent-watch")
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        watch, self._watch = self._watch, None
+        await cancel_and_wait(watch)
+        if self._transport is not None:
+            self._transport.close()
+
+    def _request(self, why: str) -> None:
+        if not self._requested.is_set():
+            log.info("relay_worker_stop_requested", by=why)
+            self._requested.set()
+            _exit_if_stop_hangs()
+
+    async def _parent_gone(self, reader: asyncio.StreamReader) -> None:
         while await reader.read(4096):
             pass
-        stop.set()
+        self._request("stdin closed")
 
-    watch = asyncio.create_task(parent_gone(), name="parent-watch")
-    try:
-        await stop.wait()
-    finally:
-        watch.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await watch
+    async def wait(self) -> None:
+        """Return once a stop was requested."""
+        await self._requested.wait()
+
+    async def unless_stopped(self, work: Coroutine[Any, Any, _T]) -> _T | None:
+        """Run ``work`` until it is done (its result or error) or a stop is requested (it is
+        cancelled: None)."""
+        task = asyncio.create_task(work, name="relay-worker-start")
+        stop = asyncio.create_task(self.wait(), name="relay-worker-stop-wait")
+        try:
+            await asyncio.wait({task, stop}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for pending in (task, stop):
+                pending.cancel()  # no effect on one that is done
+            await asyncio.wait({task, stop})
+        return None if task.cancelled() else task.result()
 
 
-async def _stopped_or_failed(relay: NatsRelay) -> bool:
-    """Wait for a stop request (True) or the relay's failure (logged; False unless a stop was
-    requested at the same time; leaving the relay's block raises it)."""
-    stop = asyncio.create_task(_stop_requested(), name="relay-stop")
+async def _until_stopped_or_failed(relay: NatsRelay, stop: _StopRequests) -> None:
+    """Wait for a stop request or the relay's failure (logged; leaving the relay's block
+    raises it)."""
+    stopped = asyncio.create_task(stop.wait(), name="relay-stop")
     failure = asyncio.create_task(relay.failure(), name="relay-failure")
     try:
-        done, _ = await asyncio.wait({stop, failure}, return_when=asyncio.FIRST_COMPLETED)
+        done, _ = await asyncio.wait({stopped, failure}, return_when=asyncio.FIRST_COMPLETED)
     finally:
-        for task in (stop, failure):
+        for task in (stopped, failure):
             if not task.done():
                 await cancel_and_wait(task)
     if failure in done:
         log.error("relay_failed", error=repr(failure.exception()))
-    return stop in done
 
 
 async def _report(relay: NatsRelay) -> None:
@@ -106,39 +162,51 @@ async def _report(relay: NatsRelay) -> None:
         await asyncio.sleep(REPORT_INTERVAL_S)
 
 
+async def _start(
+    config: ProcessorConfig, stack: contextlib.AsyncExitStack, counters: ProcessorCounters
+) -> NatsRelay:
+    """Take the relay lock (waiting for a relay still draining), connect to NATS (waiting as
+    long as it is unreachable) and recover the relay's position; ``stack`` releases it all."""
+    lock_conn = await stack.enter_async_context(
+        await psycopg.AsyncConnection.connect(config.database_url, autocommit=True)
+    )
+    await lock_conn.execute(RELAY_LOCK_SQL)
+    pool = await stack.enter_async_context(open_pool(config.database_url, min_size=1, max_size=2))
+    watcher = await stack.enter_async_context(HeadWatcher(config.database_url))
+    relay = NatsRelay(
+        pool=pool,
+        nats_url=config.nats_url,
+        stream=config.nats_stream,
+        watcher=watcher,
+        counters=counters,
+        max_age_s=config.nats_max_age_ms / 1000,
+    )
+    return await stack.enter_async_context(relay)
+
+
 async def run(config: ProcessorConfig) -> None:
     """Hold the relay lock, relay until asked to stop, report progress to the parent.
 
-    The reporter keeps running while the relay drains on the way out, so the parent learns the
-    final position as soon as it is published, even if closing the connections is slow."""
+    A stop requested before the relay is ready (waiting for the lock, for NATS, recovering)
+    ends the worker at once: what is committed is published by the next relay, which recovers
+    whatever this one did exactly once. The reporter keeps running while the relay drains on
+    the way out, so the parent learns the final position as soon as it is published, even if
+    closing the connections is slow."""
     counters = ProcessorCounters()
     reporter: asyncio.Task[None] | None = None
-    async with await psycopg.AsyncConnection.connect(
-        config.database_url, autocommit=True
-    ) as lock_conn:
-        await lock_conn.execute(RELAY_LOCK_SQL)
-        async with (
-            open_pool(config.database_url, min_size=1, max_size=2) as pool,
-            HeadWatcher(config.database_url) as watcher,
-        ):
-            relay = NatsRelay(
-                pool=pool,
-                nats_url=config.nats_url,
-                stream=config.nats_stream,
-                watcher=watcher,
-                counters=counters,
-                max_age_s=config.nats_max_age_ms / 1000,
-            )
-            try:
-                async with relay:
-                    _say(f"ready {relay.published_seq}")
-                    reporter = asyncio.create_task(_report(relay), name="relay-report")
-                    if await _stopped_or_failed(relay):
-                        _exit_if_stop_hangs()
-                    # else: leaving the block raises the relay's error; the parent restarts us
-            finally:
-                await cancel_and_wait(reporter)
-            _say(f"published {relay.published_seq}")
+    async with _StopRequests() as stop, contextlib.AsyncExitStack() as stack:
+        relay = await stop.unless_stopped(_start(config, stack, counters))
+        if relay is None:
+            log.info("relay_worker_stopped_before_ready")
+            return
+        try:
+            _say(f"ready {relay.published_seq}")
+            reporter = asyncio.create_task(_report(relay), name="relay-report")
+            await _until_stopped_or_failed(relay, stop)
+            await stack.aclose()  # drains after a stop; raises the relay's failure (restarted)
+        finally:
+            await cancel_and_wait(reporter)
+        _say(f"published {relay.published_seq}")
 
 
 def main() -> int:
@@ -149,6 +217,7 @@ def main() -> int:
         print(f"relay worker: configuration error: {exc}", file=sys.stderr)
         return 2
     configure_logging(config.log_level)
+    _die_with_parent()
     asyncio.run(run(config))
     return 0
 

@@ -11,13 +11,16 @@ import time
 from pathlib import Path
 
 import nats
+import psycopg
 import pytest
 
 from devstack.nats import EmbeddedNats
+from devstack.ports import free_port
 from processor.config import SETTINGS, ProcessorConfig
 from processor.db import Pool
 from processor.head_watch import HeadWatcher
 from processor.relay_process import WORKER_MODULE, RelayProcess, worker_environment
+from processor.relay_worker import RELAY_LOCK_SQL
 from processor.stats import ProcessorCounters
 from tests.processor_relay.stream import append_trade_events, stream_sequences
 from tradekit.config import Env
@@ -204,3 +207,128 @@ async def test_a_worker_that_cannot_start_is_tried_again_until_it_does(
     finally:
         if second is not None:
             second.stop()
+
+
+async def _relay_lock(database_url: str) -> list[bool]:
+    """Whether each session holding or waiting for an advisory lock in this test's database
+    holds it (the relay lock is the only advisory lock taken once the schema is migrated)."""
+    async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
+        cur = await conn.execute(
+            "SELECT granted FROM pg_locks WHERE locktype = 'advisory'"
+            " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+        )
+        return [bool(row[0]) for row in await cur.fetchall()]
+
+
+async def _wait_for_relay_lock(database_url: str, wanted: list[bool], what: str) -> None:
+    deadline = time.monotonic() + 30
+    while (held := sorted(await _relay_lock(database_url))) != wanted:
+        assert time.monotonic() < deadline, f"timed out waiting for {what}: {held}"
+        await asyncio.sleep(0.05)
+
+
+async def _start_worker(config: ProcessorConfig) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        WORKER_MODULE,
+        env=worker_environment(config, os.environ),
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+    )
+
+
+async def _ended(proc: asyncio.subprocess.Process) -> int:
+    """The worker's exit status; kills it if it lingers past a generous bound."""
+    try:
+        return await asyncio.wait_for(proc.wait(), 30)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        raise AssertionError("the worker did not stop") from None
+
+
+@pytest.mark.parametrize("request_stop", ["stdin closed", "SIGTERM"])
+async def test_a_worker_waiting_for_nats_stops_when_asked(
+    pool: Pool, database_url: str, stream_name: str, request_stop: str
+) -> None:
+    """A worker that holds the relay lock and cannot reach NATS stops at once when its stdin
+    closes (its processor was killed) or on SIGTERM, releasing the lock (it used to keep trying
+    to connect, and holding the lock, forever: every later processor's relay waited for it)."""
+    nowhere = f"nats://127.0.0.1:{free_port()}"
+    proc = await _start_worker(_config(database_url, nowhere, stream_name))
+    await _wait_for_relay_lock(database_url, [True], "the worker to take the relay lock")
+    if request_stop == "SIGTERM":
+        proc.terminate()
+    else:
+        assert proc.stdin is not None
+        proc.stdin.close()
+    assert await _ended(proc) == 0
+    assert await _relay_lock(database_url) == []
+
+
+async def test_a_worker_waiting_for_the_relay_lock_stops_when_its_stdin_closes(
+    pool: Pool, database_url: str, nats_url: str, stream_name: str
+) -> None:
+    """A worker waiting for the relay lock (another relay holds it) stops when its stdin
+    closes instead of waiting on, to take the lock and relay for a processor that is gone."""
+    async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as holder:
+        await holder.execute(RELAY_LOCK_SQL)
+        proc = await _start_worker(_config(database_url, nats_url, stream_name))
+        await _wait_for_relay_lock(database_url, [False, True], "the worker to wait for the lock")
+        assert proc.stdin is not None
+        proc.stdin.close()
+        assert await _ended(proc) == 0
+        assert await _relay_lock(database_url) == [True]
+
+
+_FAKE_PROCESSOR = """
+import subprocess, sys
+worker = subprocess.Popen([sys.executable, "-m", sys.argv[1]], stdout=subprocess.DEVNULL)
+print(worker.pid, flush=True)
+worker.wait()
+"""
+
+
+async def test_a_worker_whose_processor_is_killed_goes_too(
+    pool: Pool, database_url: str, stream_name: str
+) -> None:
+    """SIGKILL a processor whose worker waits for NATS while its stdin stays open (here held by
+    the test): the kernel tells the worker its parent died, it stops and releases the relay
+    lock (it used to live on, reparented, holding the lock for good)."""
+    nowhere = f"nats://127.0.0.1:{free_port()}"
+    stdin_read, stdin_write = os.pipe()
+    try:
+        processor = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-c",
+            _FAKE_PROCESSOR,
+            WORKER_MODULE,
+            env=worker_environment(_config(database_url, nowhere, stream_name), os.environ),
+            stdin=stdin_read,
+            stdout=asyncio.subprocess.PIPE,
+        )
+    finally:
+        os.close(stdin_read)
+    worker = 0
+    try:
+        assert processor.stdout is not None
+        worker = int(await asyncio.wait_for(processor.stdout.readline(), 30))
+        await _wait_for_relay_lock(database_url, [True], "the worker to take the relay lock")
+        processor.kill()
+        await processor.wait()
+        await _wait_for_relay_lock(database_url, [], "the orphaned worker to release the lock")
+    finally:
+        os.close(stdin_write)  # a lingering worker now sees the end of its stdin
+        if worker and _running(worker):
+            os.kill(worker, signal.SIGKILL)
+
+
+def _running(pid: int) -> bool:
+    """Whether ``pid`` is a live process (not gone, not a zombie its new parent has yet to
+    reap)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rpartition(")")[2].split()[0] != "Z"
