@@ -1,14 +1,17 @@
 """Runs the NATS relay in its own process (:mod:`processor.relay_worker`) and keeps it running.
 
-An async context manager: entering starts the worker and waits until it has recovered its
-position; while inside, a supervisor task follows the worker's progress lines into the
-processor's counters and restarts the worker (after ``restart_delay_s``) whenever it exits,
-logging why; leaving asks it to stop gracefully (SIGTERM and end of its stdin), waits up to
-``stop_timeout_s``, then kills it. Given the processor's :class:`HeadWatcher`, a second task
-kills a worker that is alive but has made no progress for ``stall_timeout_s`` while events wait
-(hung, not crashed), and the supervisor starts a new one. A killed or crashed worker loses
-nothing: the next one recovers from ``event_relay`` and the stream's tail, exactly once (see
-:mod:`processor.relay`).
+An async context manager: entering starts a supervisor task and returns at once, so the
+processor starts, ingests and reconciles while NATS (or the relay lock) is unavailable; the
+supervisor starts the worker, waits up to ``ready_timeout_s`` for it to recover its position
+(the worker logs why it waits, e.g. ``nats_unreachable``), follows its progress lines into the
+processor's counters and starts another (after ``restart_delay_s``) whenever it exits or
+cannot start, logging why; leaving asks the worker to stop gracefully (SIGTERM and end of its
+stdin), waits up to ``stop_timeout_s``, then kills it. ``events_published`` counts from the
+position of the first worker that was ready. Given the processor's :class:`HeadWatcher`, a
+second task kills a worker that is alive but has made no progress for ``stall_timeout_s``
+while events wait (hung, not crashed), and the supervisor starts a new one. A killed or
+crashed worker loses nothing: the next one recovers from ``event_relay`` and the stream's
+tail, exactly once (see :mod:`processor.relay`).
 """
 
 from __future__ import annotations
@@ -66,9 +69,10 @@ class RelayProcess:
         self._watcher = watcher
         self._stall_timeout_s = stall_timeout_s
         self._proc: asyncio.subprocess.Process | None = None
+        self._ready = False
         self._supervisor: asyncio.Task[None] | None = None
         self._stall_watch: asyncio.Task[None] | None = None
-        #: Loop time of the current worker's start or last progress.
+        #: Loop time of the current worker's start, readiness or last progress.
         self._progress_at = 0.0
         #: The position when the first worker was ready.
         self._initial: int | None = None
@@ -81,11 +85,15 @@ class RelayProcess:
 
     @property
     def pid(self) -> int | None:
-        """The current worker's process id."""
+        """The current worker's process id (None before the first start and between two)."""
         return None if self._proc is None else self._proc.pid
 
+    @property
+    def ready(self) -> bool:
+        """Whether the current worker has recovered its position and is relaying."""
+        return self._ready
+
     async def __aenter__(self) -> RelayProcess:
-        await self._start()
         self._supervisor = asyncio.create_task(self._supervise(), name="relay-supervisor")
         if self._watcher is not None:
             self._stall_watch = asyncio.create_task(
@@ -106,7 +114,8 @@ class RelayProcess:
         await self._stop()
 
     async def _start(self) -> None:
-        """Start a worker and wait for its ``ready`` line."""
+        """Start a worker and wait for its ``ready`` line (stopping it if none comes within
+        ``ready_timeout_s``)."""
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
@@ -128,9 +137,17 @@ class RelayProcess:
                     if line.startswith("ready "):
                         self._advance(int(line.split()[1]))
                         break
+        except TimeoutError:
+            await self._stop()
+            raise RelayError(
+                f"the relay worker was not ready within {self._ready_timeout_s:g} s (NATS"
+                " unreachable, or another relay holding the relay lock: see its log)"
+            ) from None
         except BaseException:
             await self._stop()
             raise
+        self._ready = True
+        self._progress_at = asyncio.get_running_loop().time()
         log.info("relay_worker_started", pid=proc.pid, position=self.published_seq)
 
     async def _line(self) -> str | None:
@@ -154,12 +171,14 @@ class RelayProcess:
         self._counters.events_published = self.published_seq - self._initial
 
     async def _supervise(self) -> None:
-        """Follow the worker's progress; restart it whenever it exits, and again after
-        ``restart_delay_s`` as long as starting fails (NATS or the database still away)."""
+        """Start the worker and follow its progress; restart it whenever it exits, and again
+        after ``restart_delay_s`` as long as starting fails (NATS or the database still
+        away)."""
         while True:
             proc = self._proc
-            if proc is None:  # the last start failed (it stopped what it had started)
-                await asyncio.sleep(self._restart_delay_s)
+            if proc is None:  # not started yet, or the last start failed (and was stopped)
+                if self.starts:
+                    await asyncio.sleep(self._restart_delay_s)
                 try:
                     await self._start()
                 except Exception as exc:  # noqa: BLE001 - logged; retried until it starts
@@ -178,15 +197,15 @@ class RelayProcess:
             log.error("relay_worker_exited", status=code, restart_in_s=self._restart_delay_s)
 
     async def _watch_stalls(self, watcher: HeadWatcher) -> None:
-        """Kill a worker that is alive but stuck: events wait beyond its position and it has
+        """Kill a worker that is ready but stuck: events wait beyond its position and it has
         not advanced for ``stall_timeout_s`` (the supervisor then starts a new one, which
-        recovers exactly once)."""
+        recovers exactly once). One still starting is bounded by ``ready_timeout_s``."""
         loop = asyncio.get_running_loop()
         period = min(1.0, self._stall_timeout_s / 4)
         while True:
             await asyncio.sleep(period)
             proc = self._proc
-            if proc is None or proc.returncode is not None:
+            if proc is None or proc.returncode is not None or not self._ready:
                 continue
             if watcher.head <= self.published_seq:
                 self._progress_at = loop.time()  # nothing waits: not stuck
@@ -208,6 +227,7 @@ class RelayProcess:
     async def _stop(self) -> None:
         """Ask the worker to stop, read its last progress lines, kill it after the bound."""
         proc, self._proc = self._proc, None
+        self._ready = False
         if proc is None:
             return
         if proc.returncode is None:

@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 import nats
 import psycopg
+from nats.js.errors import NotFoundError
 
 from processor.config import SETTINGS as PROCESSOR_SETTINGS
 from processor.config import ProcessorConfig
@@ -108,10 +109,12 @@ def stream_name() -> str:
 
 
 async def delete_stream(nats_url: str, stream: str) -> None:
-    """Remove a test's stream (the session's NATS server is shared)."""
+    """Remove a test's stream (the session's NATS server is shared); none if the processor
+    stopped before its relay was ready (and made the stream)."""
     nc = await nats.connect(nats_url)
     try:
-        await nc.jetstream().delete_stream(stream)
+        with contextlib.suppress(NotFoundError):
+            await nc.jetstream().delete_stream(stream)
     finally:
         await nc.close()
 

@@ -157,6 +157,9 @@ async def test_coverage_of_more_windows_than_one_answer_holds_is_refused(stack: 
     """A year of coverage (hundreds of thousands of ledger windows, an answer over gRPC's 4 MB
     limit) is INVALID_ARGUMENT saying to split the range; an hour is answered."""
     end = 1_700_000_000_000
+    # the reconciler's first turn makes the symbol's row (the answer's verified_until); the
+    # processor serves before it, while the relay worker starts beside it
+    await wait_verified_past(stack.database_url, 0, timeout_s=30)
     async with grpc.aio.insecure_channel(stack.processor.address) as channel:
         stub = processor_pb2_grpc.ProcessorServiceStub(channel)
         request = processor_pb2.GetCoverageRequest(

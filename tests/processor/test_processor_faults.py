@@ -9,9 +9,13 @@ import time
 from pathlib import Path
 
 import psycopg
+from grpc_health.v1 import health_pb2
 
+from devstack.nats import EmbeddedNats
+from devstack.ports import free_port
 from devstack.services import ServiceProcess
 from processor.app import run_processor
+from tests.outages import wait_for_health
 from tests.processor.support import (
     WINDOW_MS,
     assert_nats_holds_each_event_once,
@@ -26,6 +30,7 @@ from tests.processor.support import (
 )
 
 TRADING_S = 62
+SERVING = health_pb2.HealthCheckResponse.SERVING
 
 
 async def _count(database_url: str, sql: str) -> int:
@@ -66,6 +71,13 @@ async def test_a_minute_of_hostile_trading_converges_exactly(
     # corrupt; a TCP abort it injects can discard the last frames of a batch before they leave.
     assert counters.frames_quarantined == quarantined
     assert faults["malformed"] * 0.9 <= quarantined <= faults["malformed"]
+
+
+async def _wait_for_trades(database_url: str, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not await _count(database_url, "SELECT count(*) FROM trades"):
+        assert time.monotonic() < deadline, "no trade was ingested"
+        await asyncio.sleep(0.1)
 
 
 async def _wait_for_pending_window(database_url: str, timeout_s: float) -> None:
@@ -120,3 +132,41 @@ async def test_sigkill_during_ingest_and_reconciliation_still_converges(
     # its first batch commits leaves that to the next start, whose gap then covers both.
     gaps = await _count(database_url, "SELECT count(*) FROM feed_gaps WHERE reason LIKE 'restart%'")
     assert gaps >= 1
+
+
+async def test_the_processor_starts_and_ingests_while_nats_is_down(
+    database_url: str, tmp_path: Path
+) -> None:
+    """NATS down at start: the processor starts, serves (health SERVING), ingests and
+    reconciles; once NATS is up, JetStream receives every event exactly once (the processor
+    used to wait for the relay and exit with TimeoutError after 120 s)."""
+    port = free_port()
+    stream = stream_name()
+    nats_server: EmbeddedNats | None = None
+    async with hostile_provider(seed=31) as provider:
+        env = processor_env(
+            provider,
+            database_url=database_url,
+            nats_url=f"nats://127.0.0.1:{port}",
+            stream=stream,
+        )
+        try:
+            async with run_processor(processor_config(env)) as processor:
+                assert await wait_for_health(processor.address, SERVING) == SERVING
+                await _wait_for_trades(database_url, timeout_s=30)
+                start = min((await verified_until(database_url)).values())
+                await wait_verified_past(database_url, start + 2 * WINDOW_MS, timeout_s=60)
+                assert processor.counters.events_published == 0
+                nats_server = EmbeddedNats(store_dir=tmp_path / "nats", port=port).start()
+                deadline = time.monotonic() + 60
+                while not processor.counters.events_published:  # the relay made the stream
+                    assert time.monotonic() < deadline, "nothing published once NATS was up"
+                    await asyncio.sleep(0.1)
+                head = await assert_nats_holds_each_event_once(
+                    nats_server.url, stream, database_url, timeout_s=60
+                )
+            assert head > 0
+            assert processor.counters.events_published >= head
+        finally:
+            if nats_server is not None:
+                nats_server.stop()

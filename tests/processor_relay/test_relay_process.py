@@ -63,6 +63,7 @@ async def test_a_killed_worker_is_restarted_and_nothing_is_published_twice(
     async with RelayProcess(
         config=_config(database_url, nats_url, stream), counters=counters, restart_delay_s=0.1
     ) as relay:
+        await _until(lambda: relay.ready, "the worker ready")
         first_pid = relay.pid
         assert first_pid is not None
         for _ in range(20):
@@ -141,6 +142,7 @@ async def test_a_graceful_stop_publishes_everything_committed(
     async with RelayProcess(
         config=_config(database_url, nats_url, stream), counters=counters
     ) as relay:
+        await _until(lambda: relay.ready, "the worker ready")
         pid = relay.pid
         await append_trade_events(pool, 300)
     assert pid is not None
@@ -176,6 +178,45 @@ async def test_the_worker_stops_when_its_parent_is_gone(
     assert await proc.wait() == 0
     assert rest.splitlines()[-1] == b"published 40"
     assert await _stream_sequences(nats_url, stream) == list(range(1, 41))
+
+
+async def test_the_relay_starts_while_nats_is_down_and_catches_up_when_it_is_back(
+    pool: Pool, database_url: str, stream_name: str, tmp_path: Path
+) -> None:
+    """Entering does not wait for NATS: the processor goes on with ingest and reconciliation
+    while the worker waits for NATS (not taken for a hung one), and what was committed
+    meanwhile is published once NATS is there, exactly once (entering used to wait for the
+    first worker to be ready, and to fail the processor's start after the ready timeout)."""
+    port = free_port()
+    nats_server: EmbeddedNats | None = None
+    counters = ProcessorCounters()
+    config = _config(database_url, f"nats://127.0.0.1:{port}", stream_name)
+    try:
+        async with (
+            HeadWatcher(database_url) as watcher,
+            RelayProcess(
+                config=config,
+                counters=counters,
+                watcher=watcher,
+                ready_timeout_s=60.0,
+                stall_timeout_s=1.0,
+            ) as relay,
+        ):
+            await append_trade_events(pool, 10)
+            await _until(lambda: relay.pid is not None, "the worker started")
+            await asyncio.sleep(2.5)  # events wait beyond two stall timeouts
+            # waiting for NATS is not a stall: the ready timeout bounds a start
+            assert (relay.ready, relay.starts, relay.stalls) == (False, 1, 0)
+            assert (relay.published_seq, counters.events_published) == (0, 0)
+            nats_server = EmbeddedNats(store_dir=tmp_path / "nats", port=port).start()
+            await append_trade_events(pool, 10)
+            await _until(lambda: relay.published_seq == 20, "the relay once NATS is up")
+            assert relay.ready
+        assert await _stream_sequences(nats_server.url, stream_name) == list(range(1, 21))
+    finally:
+        if nats_server is not None:
+            nats_server.stop()
+    assert counters.events_published == 20
 
 
 async def test_a_worker_that_cannot_start_is_tried_again_until_it_does(
