@@ -39,7 +39,7 @@ from processor.relay import NatsRelay
 from processor.stats import ProcessorCounters
 from tradekit.config import ConfigError, Env
 from tradekit.logs import configure_logging, event_logger
-from tradekit.tasks import cancel_and_wait
+from tradekit.tasks import cancel_and_wait, cancel_until_done
 
 log = event_logger("processor.relay_worker")
 
@@ -132,9 +132,9 @@ class _StopRequests:
         try:
             await asyncio.wait({task, stop}, return_when=asyncio.FIRST_COMPLETED)
         finally:
+            # Cancelled until done: nats-py's connect loop can lose a cancel (Python 3.11).
             for pending in (task, stop):
-                pending.cancel()  # no effect on one that is done
-            await asyncio.wait({task, stop})
+                await cancel_until_done(pending)
         return None if task.cancelled() else task.result()
 
 
