@@ -45,3 +45,15 @@ async def cancel_until_done(task: asyncio.Task[Any], every_s: float = 0.5) -> No
     while not task.done():
         task.cancel()
         await asyncio.wait({task}, timeout=every_s)
+
+
+def raise_if_cancel_lost() -> None:
+    """Raise CancelledError when the current task was cancelled yet runs on: a library lost the
+    cancellation (psycopg_pool's wait for a free connection is Python 3.11's
+    ``asyncio.wait_for``, which hands over the connection that arrived with the cancel).
+    Called at the head of an owned loop, the loop then ends at its next turn instead of
+    waiting forever for more work while its owner waits for it. A cancellation that
+    ``asyncio.timeout`` consumed as its own does not count (it is uncancelled)."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError

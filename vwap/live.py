@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 import psycopg
 
 from tradekit.logs import event_logger
+from tradekit.tasks import raise_if_cancel_lost
 from tradekit.timetext import human_ms
 from vwap.convert import message_to_proto
 from vwap.errors import LiveCapacityExhausted, LiveStateUnavailable
@@ -145,6 +146,7 @@ class LiveHub:
         """Attach all-symbol subscribers to symbols seen for the first time; run until
         cancelled (owned by the app's TaskGroup)."""
         while True:
+            raise_if_cancel_lost()  # a pool borrow lost it: stop instead of waiting for more
             symbol = await self._discovered.get()
             try:
                 for (window_ms, step_ms), subscribers in tuple(self._wildcards.items()):

@@ -36,6 +36,7 @@ from processor.ingest.storage import (
 from processor.stats import ProcessorCounters
 from tradekit.logs import event_logger
 from tradekit.money import to_text
+from tradekit.tasks import raise_if_cancel_lost
 
 log = event_logger("processor.ingest.writer")
 
@@ -129,6 +130,7 @@ class BatchWriter:
         queue = self._queue
         loop = asyncio.get_running_loop()
         while True:
+            raise_if_cancel_lost()  # a pool borrow lost it: stop instead of waiting for work
             batch: list[Record] = [await queue.get()]
             deadline = loop.time() + self._interval_s
             while len(batch) < self._batch_size:

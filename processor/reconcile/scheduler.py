@@ -38,6 +38,7 @@ from processor.reconcile.proxy_client import ProxyClient
 from processor.stats import ProcessorCounters
 from tradekit.domain import TimeWindow, Trade
 from tradekit.logs import event_logger
+from tradekit.tasks import raise_if_cancel_lost
 
 log = event_logger("processor.reconcile")
 
@@ -132,6 +133,7 @@ class Reconciler:
 
     async def _run(self) -> None:
         while True:
+            raise_if_cancel_lost()  # a pool borrow lost it: stop instead of another turn
             try:
                 await self.run_once()
             except psycopg.Error as exc:  # the database is away: try again next turn

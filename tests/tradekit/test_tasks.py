@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import pytest
 
-from tradekit.tasks import cancel_and_wait, cancel_until_done
+from tradekit.tasks import cancel_and_wait, cancel_until_done, raise_if_cancel_lost
 
 
 async def test_a_running_task_is_cancelled_and_awaited() -> None:
@@ -67,3 +68,34 @@ async def test_cancel_until_done_leaves_a_finished_task_alone() -> None:
     await asyncio.sleep(0)
     await cancel_until_done(task)
     assert task.result() == 42
+
+
+async def test_a_loop_whose_cancellation_was_lost_ends_at_its_next_turn() -> None:
+    """An owned loop whose cancel a library lost (the turn went on, as when psycopg_pool hands
+    over a connection that arrived with the cancel) ends at its next turn instead of waiting
+    for more work forever; a timeout it consumed itself does not end it."""
+    work: asyncio.Queue[int] = asyncio.Queue()
+    turns = 0
+
+    async def owned_loop() -> None:
+        nonlocal turns
+        while True:
+            raise_if_cancel_lost()
+            await work.get()
+            turns += 1
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(0.001):
+                    await asyncio.sleep(1)  # a timeout of its own: not a cancellation
+            # The library's wait, losing the cancel as Python 3.11's wait_for does when the
+            # result is there.
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.sleep(0.05)
+
+    task = asyncio.create_task(owned_loop())
+    work.put_nowait(1)
+    await asyncio.sleep(0.02)
+    assert turns == 1
+    assert not task.done()  # the timeout did not end it
+    task.cancel()
+    await asyncio.wait_for(asyncio.wait({task}), timeout=5)
+    assert task.cancelled()
