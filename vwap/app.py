@@ -96,6 +96,7 @@ async def run_vwap(config: VwapConfig) -> AsyncIterator[RunningVwap]:
             outbox = Outbox(
                 turns=config.stream_send_turns,
                 stuck_after_s=config.stream_stuck_after_ms / 1000,
+                stalled_after_s=config.stream_stalled_after_ms / 1000,
             )
             try:
                 async with (

@@ -77,6 +77,12 @@ SETTINGS = (
         "250ms",
         "How long one StreamVwap write may hold its send turn before a slow client loses it",
     ),
+    Setting(
+        "VWAP_STREAM_STALLED_AFTER",
+        "10s",
+        "How long one StreamVwap write may stay unread before its stream is ended "
+        "RESOURCE_EXHAUSTED (the client stopped reading)",
+    ),
     Setting("VWAP_GRACE", "5s", "Grace period for in-flight RPCs at shutdown"),
     Setting("LOG_LEVEL", "info", "Log level: debug, info, warning or error"),
 )
@@ -122,6 +128,8 @@ class VwapConfig:
     stream_send_turns: int = 64
     #: Milliseconds a StreamVwap write may hold its turn.
     stream_stuck_after_ms: int = 250
+    #: Milliseconds a StreamVwap write may stay unread before its stream is ended.
+    stream_stalled_after_ms: int = 10_000
     #: Shutdown grace period in seconds.
     grace_s: float = 5.0
     #: Log level.
@@ -163,6 +171,7 @@ class VwapConfig:
             batch_flush_at=flush_at,
             stream_send_turns=env.integer("VWAP_STREAM_SEND_TURNS", minimum=1),
             stream_stuck_after_ms=env.duration_ms("VWAP_STREAM_STUCK_AFTER"),
+            stream_stalled_after_ms=env.duration_ms("VWAP_STREAM_STALLED_AFTER", minimum=1),
             grace_s=env.duration_ms("VWAP_GRACE") / 1000,
             log_level=level,
         )

@@ -52,7 +52,7 @@ def decode_token(token: str, symbol: str, start_ms: int, end_ms: int) -> tuple[i
     try:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
         body = json.loads(raw)
-    except (binascii.Error, ValueError):
+    except (binascii.Error, ValueError, RecursionError):  # RecursionError: nested too deep
         raise invalid from None
     if not isinstance(body, dict):
         raise invalid

@@ -31,13 +31,20 @@ def wall_clock_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-def _check_start(start_ms: int) -> None:
-    """InvalidRequest when a window would start before year 1 (no timestamp can say when)."""
+def _check_start(start_ms: int, *, time_field: str = "end_time") -> None:
+    """InvalidRequest when a window would start before year 1 (no timestamp can say when);
+    the message names ``time_field``, the request's time that sets the window's end."""
     if start_ms < MIN_TIMESTAMP_MS:
         raise InvalidRequest(
-            "the window would start before 0001-01-01T00:00:00Z: use a later end time or a"
-            " shorter window"
+            f"the window would start before 0001-01-01T00:00:00Z: use a later {time_field}"
+            " or a shorter window"
         )
+
+
+def _unknown(symbol: str) -> UnknownSymbol:
+    return UnknownSymbol(
+        f"symbol {symbol} has no trades: ListSymbols lists the symbols with trades"
+    )
 
 
 def _verified(
@@ -110,7 +117,7 @@ class VwapService:
                 f"read ({exc.diag.message_primary or exc}): use times between years 1 and 9999"
             ) from exc
         if not read.known:
-            raise UnknownSymbol(f"symbol {symbol} has no trades")
+            raise _unknown(symbol)
         point = VwapPoint(
             symbol,
             end_ms,
@@ -135,7 +142,7 @@ class VwapService:
         """Points at ``start, start + step, ... <= end``, each over ``[E - window, E)``."""
         self.check_window(window_ms)
         ends = series_end_times(start_ms, end_ms, step_ms, self._limits.max_series_points)
-        _check_start(ends[0] - window_ms)
+        _check_start(ends[0] - window_ms, time_field="start_time")
         # Planning and summing up to the limit's points take a good part of a second of CPU:
         # in a worker thread, the event loop keeps serving every other call meanwhile (it
         # stalled for that long, and each concurrent series added as much).
@@ -144,7 +151,7 @@ class VwapService:
             symbol, plan.pieces, timeout_ms=timeout_ms
         )
         if not known:
-            raise UnknownSymbol(f"symbol {symbol} has no trades")
+            raise _unknown(symbol)
         sums = await asyncio.to_thread(series_sums, ends, window_ms, plan, atoms)
         return [
             VwapPoint(
@@ -174,7 +181,7 @@ class VwapService:
             timeout_ms=timeout_ms,
         )
         if not known:
-            raise UnknownSymbol(f"symbol {symbol} has no trades")
+            raise _unknown(symbol)
         if len(rows) <= size:
             return rows, ""
         page = rows[:size]

@@ -152,8 +152,8 @@ class VwapServicer(vwap_pb2_grpc.VwapServiceServicer):
             symbols = [symbol_from_proto(s) for s in request.symbols]
             window_ms = _duration(request, "window", DEFAULT_WINDOW_MS)
             step_ms = _duration(request, "step", DEFAULT_STEP_MS)
+            _check_stream_span(window_ms, step_ms)  # first: its bound is the tighter one
             self._service.check_window(window_ms)
-            _check_stream_span(window_ms, step_ms)
         except _EXPECTED as exc:
             await _abort(context, exc)
         # Headers first, on their own: a status to end the stream can then always be sent,

@@ -1,7 +1,10 @@
-"""The README documents what the code does: its configuration tables are the code's."""
+"""The README documents what the code does: its configuration tables are the code's, its
+grpcurl examples are valid requests."""
 
 from __future__ import annotations
 
+import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -25,11 +28,49 @@ def test_readme_configuration_table_matches_the_code(
     assert settings_table(settings) in README, f"README table for {name} is out of date"
 
 
-def test_readme_names_every_rpc() -> None:
-    """Every RPC of every service has a grpcurl example in the README."""
+_GRPCURL = re.compile(
+    r"grpcurl -plaintext(?: -d '(?P<body>(?:[^']|'\$\w+')*)')?\s+\S+\s+"
+    r"(?P<service>trading\.v1\.\w+)/(?P<method>\w+)"
+)
+_SHELL_TIME = re.compile(r"^(\w+)=\$\(date [^)]*\)", re.MULTILINE)
+_SHELL_TIME_NAMES = re.compile(r"(\w+)=\$\(")
+
+
+def _readme_shell_times() -> dict[str, str]:
+    """The README's example times, computed by its own ``date`` commands."""
+    lines = [
+        line.split("#")[0].strip()
+        for line in README.splitlines()
+        if _SHELL_TIME.match(line.strip())
+    ]
+    names = [name for line in lines for name in _SHELL_TIME_NAMES.findall(line)]
+    script = "; ".join(lines) + "; " + "; ".join(f'echo "{n}=${n}"' for n in names)
+    out = subprocess.run(["bash", "-c", script], check=True, capture_output=True, text=True)
+    return dict(line.split("=", 1) for line in out.stdout.split())
+
+
+def test_readme_grpcurl_examples_are_valid_requests() -> None:
+    """Every RPC has a grpcurl example, and each example's body parses as its method's
+    request with the README's own example times (its ``date`` commands): field names,
+    durations and timestamps are real."""
+    from google.protobuf import json_format, message_factory
     from trading.v1 import processor_pb2, proxy_pb2, vwap_pb2
 
-    for module in (proxy_pb2, processor_pb2, vwap_pb2):
-        for service in module.DESCRIPTOR.services_by_name.values():
-            for method in service.methods:
-                assert f"{service.full_name}/{method.name}" in README, method.full_name
+    methods = {
+        f"{service.full_name}/{method.name}": method.input_type
+        for module in (proxy_pb2, processor_pb2, vwap_pb2)
+        for service in module.DESCRIPTOR.services_by_name.values()
+        for method in service.methods
+    }
+    times = _readme_shell_times()
+    assert set(times) >= {"FROM", "TO"}, times
+    text = README.replace("\\\n", " ")
+    examples = list(_GRPCURL.finditer(text))
+    assert {f"{m['service']}/{m['method']}" for m in examples} == set(methods)
+    for example in examples:
+        body = example["body"] or "{}"
+        body = re.sub(r"'\$(\w+)'", lambda m: times[m[1]], body)
+        request = message_factory.GetMessageClass(
+            methods[f"{example['service']}/{example['method']}"]
+        )()
+        json_format.Parse(body, request)  # raises on an unknown field or a malformed value

@@ -330,7 +330,7 @@ _BAD: list[tuple[str, Any, grpc.StatusCode, str]] = [
         "GetVwap",
         vwap_pb2.GetVwapRequest(symbol="NOPE", end_time=_ts(BASE)),
         grpc.StatusCode.NOT_FOUND,
-        "NOPE",
+        "symbol NOPE has no trades: ListSymbols lists",
     ),
     (
         "GetVwap",
@@ -417,7 +417,17 @@ _BAD: list[tuple[str, Any, grpc.StatusCode, str]] = [
         "GetVwapSeries",
         vwap_pb2.GetVwapSeriesRequest(symbol="NOPE", start_time=_ts(BASE), end_time=_ts(BASE)),
         grpc.StatusCode.NOT_FOUND,
-        "NOPE",
+        "symbol NOPE has no trades: ListSymbols lists",
+    ),
+    (
+        "GetVwapSeries",
+        vwap_pb2.GetVwapSeriesRequest(
+            symbol="BTC",
+            start_time=Timestamp(seconds=-62_135_596_800 + 60),
+            end_time=Timestamp(seconds=-62_135_596_800 + 120),
+        ),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "use a later start_time",
     ),
     (
         "GetTrades",
@@ -445,7 +455,7 @@ _BAD: list[tuple[str, Any, grpc.StatusCode, str]] = [
         "GetTrades",
         vwap_pb2.GetTradesRequest(symbol="NOPE", start_time=_ts(BASE), end_time=_ts(BASE + 1)),
         grpc.StatusCode.NOT_FOUND,
-        "NOPE",
+        "symbol NOPE has no trades: ListSymbols lists",
     ),
 ]
 

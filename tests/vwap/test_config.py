@@ -33,11 +33,13 @@ def test_values_are_parsed() -> None:
             "VWAP_MAX_SERIES_POINTS": "50",
             "VWAP_STREAM_SEND_TURNS": "8",
             "VWAP_STREAM_STUCK_AFTER": "1s",
+            "VWAP_STREAM_STALLED_AFTER": "30s",
         }
     )
     assert (config.max_window_ms, config.cache_min_age_ms, config.port) == (7 * 86_400_000, 2000, 0)
     assert (config.grace_s, config.max_series_points) == (0.25, 50)
     assert (config.stream_send_turns, config.stream_stuck_after_ms) == (8, 1000)
+    assert config.stream_stalled_after_ms == 30_000
 
 
 @pytest.mark.parametrize(
@@ -49,6 +51,7 @@ def test_values_are_parsed() -> None:
         ("VWAP_CACHE_MIN_AGE", "10"),
         ("VWAP_STREAM_SEND_TURNS", "0"),
         ("VWAP_STREAM_STUCK_AFTER", "soon"),
+        ("VWAP_STREAM_STALLED_AFTER", "0ms"),
     ],
 )
 def test_bad_values_name_the_variable(name: str, value: str) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+
 import pytest
 
 from vwap.errors import InvalidRequest
@@ -25,9 +27,13 @@ def test_token_of_another_query_is_rejected(symbol: str, start: int, end: int) -
         decode_token(token, symbol, start, end)
 
 
-@pytest.mark.parametrize("garbage", ["%%%", "bm90IGpzb24", "WzEsMl0"])
+_DEEPLY_NESTED = base64.urlsafe_b64encode(b"[" * 100_000).decode()
+
+
+@pytest.mark.parametrize("garbage", ["%%%", "bm90IGpzb24", "WzEsMl0", _DEEPLY_NESTED])
 def test_malformed_token_is_rejected(garbage: str) -> None:
-    """Garbage, non-JSON and wrongly shaped tokens are INVALID_ARGUMENT."""
+    """Garbage, non-JSON, wrongly shaped and too deeply nested tokens are INVALID_ARGUMENT
+    (JSON nested past the parser's recursion limit was an UNKNOWN error)."""
     with pytest.raises(InvalidRequest):
         decode_token(garbage, "BTC", 0, 1000)
 

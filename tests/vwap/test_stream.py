@@ -440,6 +440,11 @@ async def test_a_bad_subscription_is_refused_with_what_to_change(start_vwap: Vwa
         "window must be at most 86400000 ms": vwap_pb2.StreamVwapRequest(
             window=duration_from_ms(day + 1)
         ),
+        # Past the service's largest window too: still the stream's own bound (advice to
+        # shorten it to the service's 31 days used to come first, then this refusal).
+        "window must be at most 86400000 ms (1 day) on StreamVwap": vwap_pb2.StreamVwapRequest(
+            window=duration_from_ms(40 * day)
+        ),
         "window must be positive": vwap_pb2.StreamVwapRequest(window=duration_from_ms(0)),
         "upper-case": vwap_pb2.StreamVwapRequest(symbols=["btc"]),
     }
@@ -778,17 +783,19 @@ async def test_readers_stalled_beyond_the_cap_are_ended_and_the_others_still_ser
     tiny flow-control window: more than the stuck writes one turn sets aside) do not stop
     StreamVwap for everyone: each stalled stream is ended once a write waited stalled_after_s,
     its subscription freed, and a fresh subscriber then receives the newest point; a stalled
-    client that reads again gets RESOURCE_EXHAUSTED saying it read too slowly."""
-    outbox = Outbox(turns=1, stuck_after_s=0.05, stalled_after_s=0.5)
+    client that reads again gets RESOURCE_EXHAUSTED saying it read too slowly. The service's
+    own server, with the bounds from its settings (VWAP_STREAM_STALLED_AFTER)."""
     request = _btc_request()
     tight = [("grpc.http2.bdp_probe", 0), ("grpc.http2.lookahead_bytes", 1)]
     async with (
-        start_vwap() as (running, _),
-        _served(running, outbox) as address,
-        grpc.aio.insecure_channel(address, options=tight) as one,
-        grpc.aio.insecure_channel(address, options=tight) as two,
-        grpc.aio.insecure_channel(address, options=tight) as three,
-        grpc.aio.insecure_channel(address) as channel,
+        start_vwap(stream_send_turns=1, stream_stuck_after_ms=50, stream_stalled_after_ms=500) as (
+            running,
+            _,
+        ),
+        grpc.aio.insecure_channel(running.address, options=tight) as one,
+        grpc.aio.insecure_channel(running.address, options=tight) as two,
+        grpc.aio.insecure_channel(running.address, options=tight) as three,
+        grpc.aio.insecure_channel(running.address) as channel,
     ):
         stalled = [
             vwap_pb2_grpc.VwapServiceStub(c).StreamVwap(request)  # type: ignore[no-untyped-call]
@@ -809,7 +816,7 @@ async def test_readers_stalled_beyond_the_cap_are_ended_and_the_others_still_ser
         received = await _read_until(fresh, last.sequence)
         ended = [await _status_at_end(call) for call in stalled]
         fresh.cancel()
-    assert outbox.cut_offs == 3
+        assert running.outbox.cut_offs == 3
     assert _sums([m for m in received if _is_live(m)][-1].update.point)[2] == len(processor.events)
     for error in ended:
         assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED

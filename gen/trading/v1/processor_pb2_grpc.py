@@ -92,7 +92,10 @@ class ProcessorServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetCoverage(self, request, context):
-        """GetCoverage returns the coverage ledger's windows overlapping a range.
+        """GetCoverage returns the coverage ledger's windows overlapping a range. Errors:
+        INVALID_ARGUMENT for a malformed range or one touching more windows than a Backfill may
+        (10,080: a week of 1-minute windows); NOT_FOUND for a symbol outside SYMBOLS that was never
+        backfilled; UNAVAILABLE while the database is away.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

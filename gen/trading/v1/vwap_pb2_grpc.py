@@ -79,8 +79,11 @@ class VwapServiceServicer:
     def GetVwap(self, request, context):
         """GetVwap returns the VWAP of one symbol over [end_time - window, end_time).
         A window with no trades is not an error: it has trade_count 0 and no vwap.
-        Errors: NOT_FOUND for an unknown symbol; INVALID_ARGUMENT for a window that is not positive
-        or above the maximum, or a time that is not a whole millisecond.
+        Errors: NOT_FOUND for a symbol with no trades (ListSymbols lists those with trades);
+        INVALID_ARGUMENT for a missing or malformed symbol (1-20 upper-case letters or digits),
+        a window that is not positive or above the maximum (VWAP_MAX_WINDOW, 31 days by default),
+        a time that is not a whole millisecond or outside years 1..9999, or a window that would
+        start before year 1.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -88,8 +91,9 @@ class VwapServiceServicer:
 
     def GetVwapSeries(self, request, context):
         """GetVwapSeries streams the rolling VWAP at each step in [start_time, end_time], in time order.
-        Errors: as GetVwap, plus INVALID_ARGUMENT when end_time is before start_time or the series
-        would have more points than the configured maximum.
+        Errors: as GetVwap, plus INVALID_ARGUMENT when start_time or end_time is missing, end_time
+        is before start_time, the step is not positive, or the series would have more points than
+        the configured maximum (VWAP_MAX_SERIES_POINTS).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -105,8 +109,9 @@ class VwapServiceServicer:
         window that is not positive or above 1 day (the live state holds the window's trades;
         GetVwapSeries serves longer windows), or a step outside 1 s .. 1 day; RESOURCE_EXHAUSTED
         when the client reads too slowly: its closed points, revisions and verifications pile
-        up, or a message waits 10 s to be sent (the status follows the messages already sent, so
-        a client that stopped reading sees it when it reads again; reconnect); RESOURCE_EXHAUSTED
+        up, or a message waits VWAP_STREAM_STALLED_AFTER (10 s) to be sent (the status follows the
+        messages already sent, so a client that stopped reading sees it when it reads again;
+        reconnect); RESOURCE_EXHAUSTED
         too when a (symbol, window, step) not streamed yet would take the trades the live states
         hold in memory past the service's VWAP_LIVE_MAX_TRADES (the message says so: use a window
         and step already streamed, or a shorter window); UNAVAILABLE when the service could not
@@ -127,13 +132,17 @@ class VwapServiceServicer:
 
     def GetTrades(self, request, context):
         """GetTrades pages through the stored trades of a symbol in (time, trade_id) order.
+        Errors: NOT_FOUND for a symbol with no trades; INVALID_ARGUMENT for a malformed symbol, a
+        missing start_time or end_time, end_time not after start_time, a page_size outside
+        0..10000 (0: 1000), or a page_token that is not a next_page_token of the same query.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ListSymbols(self, request, context):
-        """ListSymbols lists the symbols with stored trades.
+        """ListSymbols lists the symbols with stored trades, with their verified ranges. Errors:
+        UNAVAILABLE while the database is away (as for every read of this service: retry).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
