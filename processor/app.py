@@ -13,6 +13,7 @@ from trading.v1 import processor_pb2, processor_pb2_grpc
 
 from processor.config import ProcessorConfig
 from processor.db import Pool, open_pool
+from processor.event_retention import EventRetention
 from processor.head_watch import HeadWatcher
 from processor.ingest.config import IngestConfig
 from processor.ingest.service import IngestService
@@ -51,6 +52,7 @@ class RunningProcessor:
     counters: ProcessorCounters
     mode: StorageMode
     server: GrpcServer
+    retention: EventRetention
 
 
 def ingest_config(config: ProcessorConfig, *, timescale: bool = False) -> IngestConfig:
@@ -96,6 +98,9 @@ async def run_processor(config: ProcessorConfig) -> AsyncIterator[RunningProcess
         await stack.enter_async_context(
             RelayProcess(config=config, counters=counters, watcher=watcher)
         )
+        retention = await stack.enter_async_context(
+            EventRetention(pool=pool, retention_ms=config.event_log_retention_ms)
+        )
         reconciler = await stack.enter_async_context(
             Reconciler(
                 pool=pool,
@@ -138,4 +143,4 @@ async def run_processor(config: ProcessorConfig) -> AsyncIterator[RunningProcess
         )
         await stack.enter_async_context(server)
         await stack.enter_async_context(HealthWatch(server, DatabaseProbe(config.database_url)))
-        yield RunningProcessor(server.address, pool, counters, mode, server)
+        yield RunningProcessor(server.address, pool, counters, mode, server, retention)

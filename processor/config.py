@@ -41,6 +41,12 @@ SETTINGS = (
     Setting("NATS_STREAM", "TRADING", "JetStream stream holding trading.> events."),
     Setting("NATS_MAX_AGE", "7d", "How long JetStream keeps events."),
     Setting(
+        "EVENT_LOG_RETENTION",
+        "7d",
+        "How long the event log keeps events once the relay published them (StreamEvents"
+        " refuses older positions OUT_OF_RANGE); 0s keeps every event.",
+    ),
+    Setting(
         "PROVIDER_WS_URL", "ws://127.0.0.1:8700/stream", "Provider WebSocket feed (all tickers)."
     ),
     Setting("PROXY_ADDRESS", "127.0.0.1:50051", "ProxyService gRPC address."),
@@ -79,6 +85,7 @@ class ProcessorConfig:
     nats_url: str
     nats_stream: str
     nats_max_age_ms: int
+    event_log_retention_ms: int
     provider_ws_url: str
     proxy_address: str
     symbols: tuple[str, ...]
@@ -106,6 +113,7 @@ class ProcessorConfig:
             nats_url=env.text("NATS_URL"),
             nats_stream=env.text("NATS_STREAM"),
             nats_max_age_ms=env.duration_ms("NATS_MAX_AGE", minimum=60_000),
+            event_log_retention_ms=env.duration_ms("EVENT_LOG_RETENTION"),
             provider_ws_url=env.text("PROVIDER_WS_URL"),
             proxy_address=env.text("PROXY_ADDRESS"),
             symbols=symbols_setting(env),

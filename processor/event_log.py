@@ -104,13 +104,31 @@ async def head_sequence(conn: Connection) -> int:
 async def head_and_publish_ms(conn: Connection, seq: int | None) -> tuple[int, int | None]:
     """The newest committed sequence, and when event ``seq`` was published (as its envelope
     says; None when there is no such event, or no ``seq``), in one statement."""
+    state = await log_state(conn, seq)
+    return state.head, state.published_ms
+
+
+class LogState(NamedTuple):
+    """Where the event log stands, as one statement saw it."""
+
+    #: The newest committed sequence (0: none yet).
+    head: int
+    #: The oldest sequence retained: every event from it on is in the log.
+    floor: int
+    #: When the event asked about was published, in ms (None: not in the log, or not asked).
+    published_ms: int | None
+
+
+async def log_state(conn: Connection, seq: int | None) -> LogState:
+    """The log's head and floor, and when event ``seq`` was published, in one statement."""
     cur = await conn.execute(
-        f"SELECT h.seq, (SELECT {_CREATED_MS} FROM events WHERE seq = %s) FROM event_head h",
+        f"SELECT h.seq, f.seq, (SELECT {_CREATED_MS} FROM events WHERE seq = %s)"
+        " FROM event_head h, event_log_floor f",
         (seq,),
     )
     row = await cur.fetchone()
     assert row is not None
-    return int(row[0]), None if row[1] is None else int(row[1])
+    return LogState(int(row[0]), int(row[1]), None if row[2] is None else int(row[2]))
 
 
 async def read_events(
@@ -137,8 +155,56 @@ async def read_events(
     ]
 
 
-async def earliest_sequence(conn: Connection) -> int | None:
-    """The oldest retained sequence, or None when the log is empty."""
-    cur = await conn.execute("SELECT min(seq) FROM events")
-    row = await cur.fetchone()
-    return None if row is None or row[0] is None else int(row[0])
+async def read_retained_events(
+    conn: Connection, *, from_seq: int, symbols: Sequence[str], limit: int, through_seq: int
+) -> tuple[int, list[LoggedEvent]]:
+    """The log's floor and, as :func:`read_events`, up to ``limit`` events from ``from_seq``
+    through ``through_seq``, in one statement (one snapshot): when the floor is at most
+    ``from_seq``, retention removed none of the events the read could return."""
+    cur = await conn.execute(
+        "SELECT f.seq, e.seq, e.symbol, e.subject, e.type, e.payload, e.created"
+        " FROM event_log_floor f LEFT JOIN LATERAL ("
+        f"  SELECT seq, symbol, subject, type, payload, {_CREATED_MS} AS created"
+        "   FROM events WHERE seq >= %s AND seq <= %s"
+        "   AND (cardinality(%s::text[]) = 0 OR symbol = ANY(%s::text[]))"
+        "   ORDER BY seq LIMIT %s"
+        " ) e ON true ORDER BY e.seq",
+        (from_seq, through_seq, list(symbols), list(symbols), limit),
+    )
+    rows = await cur.fetchall()
+    floor = int(rows[0][0])
+    return floor, [
+        LoggedEvent(int(s), str(sym), str(subj), str(t), bytes(p), int(c))
+        for _, s, sym, subj, t, p, c in rows
+        if s is not None
+    ]
+
+
+async def prune_events(conn: Connection, *, retention_ms: int, limit: int) -> int:
+    """Delete up to ``limit`` of the log's oldest events, those published more than
+    ``retention_ms`` ago (database clock) that the NATS relay has published, except the last
+    one it published (its recovery compares the stream's tail with it), and raise the floor
+    past them, in one transaction; how many were deleted. Only a prefix is removed: an old
+    event after a recent one (a long transaction's) waits for the recent one."""
+    async with conn.transaction():
+        cur = await conn.execute("SELECT seq FROM event_log_floor FOR UPDATE")
+        floor_row = await cur.fetchone()
+        assert floor_row is not None
+        floor = int(floor_row[0])
+        cur = await conn.execute(
+            "SELECT seq, created_at >= now() - %s * INTERVAL '1 millisecond' FROM events"
+            " WHERE seq >= %s AND seq < (SELECT published_seq FROM event_relay)"
+            " ORDER BY seq LIMIT %s",
+            (retention_ms, floor, limit),
+        )
+        upto = floor
+        for seq, recent in await cur.fetchall():
+            if recent:
+                break
+            upto = int(seq) + 1
+        if upto == floor:
+            return 0
+        cur = await conn.execute("DELETE FROM events WHERE seq >= %s AND seq < %s", (floor, upto))
+        deleted = cur.rowcount
+        await conn.execute("UPDATE event_log_floor SET seq = %s", (upto,))
+        return deleted

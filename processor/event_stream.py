@@ -11,7 +11,12 @@ import asyncio
 from collections.abc import AsyncIterator, Sequence
 
 from processor.db import RPC_CONNECTION_WAIT_S, Pool
-from processor.event_log import LoggedEvent, head_and_publish_ms, read_events
+from processor.event_log import (
+    LoggedEvent,
+    head_and_publish_ms,
+    log_state,
+    read_retained_events,
+)
 from processor.head_watch import HeadWatcher
 from tradekit.timetext import iso_ms
 
@@ -19,8 +24,9 @@ _BATCH = 500
 
 
 class ForeignPosition(Exception):
-    """A stream's starting position comes from another event log (a database replaced or
-    restored from an older backup): the events before it are not the ones the client saw."""
+    """A stream's position cannot be served from this log (OUT_OF_RANGE): it comes from
+    another event log (a database replaced or restored from an older backup: the events
+    before it are not the ones the client saw), or retention removed the events after it."""
 
     def __init__(self, message: str, head: int) -> None:
         super().__init__(message)
@@ -63,6 +69,21 @@ class PositionElsewhere(ForeignPosition):
         )
 
 
+class PositionPruned(ForeignPosition):
+    """A stream's position is under the log's floor: the events from it up to the floor were
+    removed by retention (EVENT_LOG_RETENTION), so the client would miss them."""
+
+    def __init__(self, position: int, floor: int, head: int) -> None:
+        super().__init__(
+            f"events {position} to {floor - 1} are no longer in the event log (events are"
+            f" kept for EVENT_LOG_RETENTION once published; the oldest kept is {floor}):"
+            " drop what you derived from the events you received, read the current state"
+            f" (GetVwap, GetTrades, GetCoverage) and resume after the newest event {head}, or"
+            f" from {floor} for the events still kept",
+            head,
+        )
+
+
 async def follow_events(
     pool: Pool,
     watcher: HeadWatcher,
@@ -81,28 +102,42 @@ async def follow_events(
     back under the stream (waiting would skip the events before it without a word);
     ``PositionElsewhere`` when the last event sent (before the first: event from_seq - 1 as
     ``last_publish_ms`` quotes it) has another publish time here, or none (the log was
-    replaced and grew past the position)."""
+    replaced and grew past the position); ``PositionPruned`` when retention removed events
+    from the position on (``from_seq`` 0 or 1 starts at the oldest event kept)."""
     cursor = max(from_seq, 1)
+    # From the oldest event kept, wherever retention has moved it, until the first read.
+    from_floor = from_seq <= 1
     # (sequence, publish ms) of the last event the client received, when known.
     last: tuple[int, int] | None = None
     if last_publish_ms is not None and cursor > 1:
         last = (cursor - 1, last_publish_ms)
     while not stopping.is_set():
         async with pool.connection(timeout=RPC_CONNECTION_WAIT_S) as conn:
-            head, published = await head_and_publish_ms(conn, last[0] if last else None)
+            head, floor, published = await log_state(conn, last[0] if last else None)
+            if from_floor:
+                cursor = max(cursor, floor)
             foreign: ForeignPosition | None = None
             if cursor > head + 1:
                 foreign = SequenceAhead(cursor, head)
-            elif last is not None and published != last[1]:
+            elif cursor < floor:
+                foreign = PositionPruned(cursor, floor, head)
+            elif last is not None and last[0] >= floor and published != last[1]:
+                # (an event retention removed cannot be compared: its successor is kept)
                 foreign = PositionElsewhere(last[0], last[1], published, head)
+            if foreign is None:
+                floor, events = await read_retained_events(
+                    conn, from_seq=cursor, symbols=symbols, limit=batch, through_seq=head
+                )
+                if floor > cursor and from_floor:
+                    continue  # retention moved the floor meanwhile: read from it
+                if floor > cursor:  # retention removed events the read may have missed
+                    foreign = PositionPruned(cursor, floor, head)
             if foreign is not None:
                 # a client resuming after the head quotes its publish time, so that a log
                 # replaced again before it receives an event is noticed too
                 _, foreign.head_published_ms = await head_and_publish_ms(conn, head)
                 raise foreign
-            events = await read_events(
-                conn, from_seq=cursor, symbols=symbols, limit=batch, through_seq=head
-            )
+        from_floor = False
         for event in events:
             yield event
         if events:

@@ -88,14 +88,16 @@ class EventFollower:
                 sink(event)
 
     def _restart_at(self, newest: int, published_ms: int | None, details: str) -> None:
-        """The processor's event log is not the one followed (its database was replaced or
-        restored): what was derived from the events is dropped (an ``EventsLost`` of every
+        """The processor's event log does not continue from the events applied here (its
+        database was replaced or restored, or retention removed the events after them): what
+        was derived from the events is dropped (an ``EventsLost`` of every
         symbol) and following resumes after its newest event, quoting ``published_ms``, its
         publish time (so that a log replaced again before the next event arrives is noticed
         too)."""
         reason = (
-            f"the processor's event log was replaced or restored (newest event {newest},"
-            f" {self.last_sequence} applied here)"
+            "the processor's event log does not continue from the events applied here"
+            f" (newest event {newest}, {self.last_sequence} applied here): replaced, restored"
+            " or past its retention"
         )
         log.error(
             "event_log_replaced",

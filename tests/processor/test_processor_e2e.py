@@ -290,6 +290,39 @@ async def test_a_resume_quoting_another_publish_time_is_out_of_range(stack: Stac
     assert "last_publish_time" in (invalid.value.details() or "")
 
 
+async def test_events_past_retention_go_and_a_position_under_them_is_out_of_range(
+    stack: Stack,
+) -> None:
+    """The processor prunes its event log (EVENT_LOG_RETENTION, 7 days): once the relay has
+    published events that are older, they go; StreamEvents from 0 then starts at the oldest
+    event kept, and from a position under it is OUT_OF_RANGE saying so and naming the newest
+    event in the trailing metadata (as for a replaced log: the VWAP service resynchronises)."""
+    async with await psycopg.AsyncConnection.connect(stack.database_url, autocommit=True) as conn:
+        for _ in range(600):
+            row = await (await conn.execute("SELECT published_seq FROM event_relay")).fetchone()
+            assert row is not None
+            if int(row[0]) >= 5:
+                break
+            await asyncio.sleep(0.1)
+        published = int(row[0])
+        await conn.execute(
+            "UPDATE events SET created_at = created_at - INTERVAL '8 days' WHERE seq <= 4"
+        )
+    assert published >= 5
+    assert await stack.processor.retention.prune() == 4
+    async with grpc.aio.insecure_channel(stack.processor.address) as channel:
+        stub = processor_pb2_grpc.ProcessorServiceStub(channel)
+        oldest = await asyncio.wait_for(_collect(stub, 0, 1), timeout=60)
+        refused = stub.StreamEvents(processor_pb2.StreamEventsRequest(from_sequence=2))
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await refused.read()
+    assert oldest[0].sequence == 5
+    assert caught.value.code() == grpc.StatusCode.OUT_OF_RANGE
+    details = caught.value.details() or ""
+    assert details.startswith("events 2 to 4 are no longer in the event log"), details
+    assert newest_from_metadata(caught.value.trailing_metadata() or ()) is not None
+
+
 async def _read_until_error(
     call: grpc.aio.UnaryStreamCall[Any, Any], seen: list[int]
 ) -> grpc.StatusCode | None:

@@ -557,7 +557,7 @@ async def test_a_replaced_event_log_drops_what_was_derived_and_follows_its_end(
         after = await stub.GetVwap(request)
     assert (cached.point.notional, cached.point.trade_count) == ("400", 2)
     assert ended.code() == grpc.StatusCode.UNAVAILABLE
-    assert "event log was replaced or restored (newest event 1, 2 applied here)" in str(
+    assert "event log does not continue from the events applied here (newest event 1, 2" in str(
         ended.details()
     )
     assert processor.requests[-2:] == [3, 2]  # refused past the end, then from the end

@@ -70,7 +70,9 @@ class ProcessorServiceServicer:
         symbol outside SYMBOLS that was never backfilled (it has no events and will not get any);
         OUT_OF_RANGE for a position from another event log (a database replaced or restored): a
         from_sequence past the newest event + 1, a last_publish_time this log's event does not
-        have, or, on an open stream, the log replaced under it; the message and the trailing
+        have, or, on an open stream, the log replaced under it; OUT_OF_RANGE too for a position
+        under the oldest event kept (events are kept EVENT_LOG_RETENTION once published, 7 days by
+        default; the message names the oldest kept); the message and the trailing
         metadata "newest-sequence" name the newest event (drop what you derived from the events,
         resume after it, quoting as last_publish_time its publish time, which the metadata
         "newest-publish-time-ms" gives in ms since the epoch); UNAVAILABLE while the database is

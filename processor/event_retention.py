@@ -1,0 +1,80 @@
+"""Event-log retention: the processor deletes, once a minute, the events published more than
+``EVENT_LOG_RETENTION`` ago that the NATS relay has published (the database's copy of what
+JetStream keeps for ``NATS_MAX_AGE``), so the log does not grow with every trade for ever.
+
+A prefix of the log goes, in batches, each with the floor that ``StreamEvents`` checks, so a
+client resuming under it is told (OUT_OF_RANGE) instead of skipping events. 0 keeps every
+event. An async context manager owning its task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from types import TracebackType
+
+import psycopg
+
+from processor.db import Pool
+from processor.event_log import prune_events
+from tradekit.logs import event_logger
+from tradekit.tasks import cancel_and_wait, raise_if_cancel_lost
+
+log = event_logger("processor.event_retention")
+
+PERIOD_S = 60.0
+BATCH = 10_000
+
+
+class EventRetention:
+    """Prunes the event log every ``period_s`` while entered (nothing when ``retention_ms``
+    is 0)."""
+
+    def __init__(
+        self, *, pool: Pool, retention_ms: int, period_s: float = PERIOD_S, batch: int = BATCH
+    ) -> None:
+        self._pool = pool
+        self._retention_ms = retention_ms
+        self._period_s = period_s
+        self._batch = batch
+        self._task: asyncio.Task[None] | None = None
+        #: Events deleted since start.
+        self.pruned = 0
+
+    async def __aenter__(self) -> EventRetention:
+        if self._retention_ms > 0:
+            self._task = asyncio.create_task(self._run(), name="event-retention")
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        task, self._task = self._task, None
+        await cancel_and_wait(task)
+
+    async def prune(self) -> int:
+        """Delete every event past retention now, batch by batch; how many."""
+        total = 0
+        while True:
+            async with self._pool.connection() as conn:
+                deleted = await prune_events(
+                    conn, retention_ms=self._retention_ms, limit=self._batch
+                )
+            total += deleted
+            self.pruned += deleted
+            if deleted < self._batch:
+                return total
+
+    async def _run(self) -> None:
+        while True:
+            raise_if_cancel_lost()
+            try:
+                deleted = await self.prune()
+            except psycopg.Error as exc:  # the database is away: try again next period
+                log.warning("event_retention_failed", error=str(exc).strip())
+            else:
+                if deleted:
+                    log.info("events_pruned", deleted=deleted)
+            await asyncio.sleep(self._period_s)
