@@ -133,6 +133,7 @@ async def run_processor(config: ProcessorConfig) -> AsyncIterator[RunningProcess
             port=config.port,
             grace_s=config.grace_ms / 1000,
             services=[ServiceRegistration(SERVICE_NAME, register)],
+            keepalive=config.keepalive,
         )
         servicer = ProcessorServicer(
             pool=pool,

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from processor.ingest.config import FIRST_BACKOFF_MS
 from tradekit.config import ConfigError, Env, Setting
 from tradekit.domain import DomainError, check_symbol
+from tradekit.grpc_server import KEEPALIVE_SETTINGS, Keepalive
 
 
 def symbols_setting(env: Env) -> tuple[str, ...]:
@@ -69,6 +70,7 @@ SETTINGS = (
         "SETTLE_DELAY", "10s", "Reconcile only up to now minus this (longer than the REST lag)."
     ),
     Setting("RECONCILE_CONCURRENCY", "4", "Windows fetched from the proxy at once."),
+    *KEEPALIVE_SETTINGS,
     Setting("PROCESSOR_GRACE", "5s", "Grace period for in-flight RPCs on shutdown."),
     Setting("LOG_LEVEL", "info", "debug, info, warning or error."),
 )
@@ -99,6 +101,7 @@ class ProcessorConfig:
     reconcile_window_ms: int
     settle_delay_ms: int
     reconcile_concurrency: int
+    keepalive: Keepalive
     grace_ms: int
     log_level: str
 
@@ -127,6 +130,7 @@ class ProcessorConfig:
             reconcile_window_ms=env.duration_ms("RECONCILE_WINDOW", minimum=1000),
             settle_delay_ms=env.duration_ms("SETTLE_DELAY"),
             reconcile_concurrency=env.integer("RECONCILE_CONCURRENCY", minimum=1),
+            keepalive=Keepalive.from_env(env),
             grace_ms=env.duration_ms("PROCESSOR_GRACE"),
             log_level=env.text("LOG_LEVEL"),
         )

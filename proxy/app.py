@@ -28,6 +28,7 @@ async def run_proxy(config: ProxyConfig) -> AsyncIterator[str]:
             port=config.port,
             grace_s=config.grace_ms / 1000,
             services=[registration(service)],
+            keepalive=config.keepalive,
         ) as server,
     ):
         yield server.address

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from proxy.latency import LATENCY_WINDOW
 from tradekit.config import ConfigError, Env, Setting
+from tradekit.grpc_server import KEEPALIVE_SETTINGS, Keepalive
 
 SETTINGS: tuple[Setting, ...] = (
     Setting("PROXY_HOST", "127.0.0.1", "address the gRPC server listens on"),
@@ -36,6 +37,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "PROXY_BACKOFF_MAX", "10s", "longest backoff between retries (Retry-After may exceed it)"
     ),
+    *KEEPALIVE_SETTINGS,
     Setting("PROXY_GRACE", "5s", "how long in-flight RPCs may finish on shutdown"),
     Setting("LOG_LEVEL", "info", "debug, info, warning or error"),
 )
@@ -71,6 +73,8 @@ class ProxyConfig:
     #: Backoff between retries: first and longest.
     backoff_initial_ms: int
     backoff_max_ms: int
+    #: The gRPC server's keepalive pings.
+    keepalive: Keepalive
     #: Grace period for in-flight RPCs on shutdown.
     grace_ms: int
     #: Log level name.
@@ -94,6 +98,7 @@ def load_config(environ: Mapping[str, str]) -> ProxyConfig:
         hedge_budget_percent=env.integer("PROXY_HEDGE_BUDGET", minimum=0),
         backoff_initial_ms=env.duration_ms("PROXY_BACKOFF_INITIAL", minimum=1),
         backoff_max_ms=env.duration_ms("PROXY_BACKOFF_MAX", minimum=1),
+        keepalive=Keepalive.from_env(env),
         grace_ms=env.duration_ms("PROXY_GRACE"),
         log_level=env.text("LOG_LEVEL").strip().lower(),
     )

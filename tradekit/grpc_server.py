@@ -8,11 +8,12 @@
 A port that is already in use is a startup error (``SO_REUSEPORT`` is disabled), never a
 silent second server.
 
-The server pings every connection ``keepalive_s`` (HTTP/2 PING, also while nothing can be
-sent: a client that stopped reading is exactly the one to check) and closes one whose client
-does not answer within ``keepalive_timeout_s``: a stopped or vanished client's calls end, and
-writes waiting on its full flow-control window fail, instead of being held for good. Clients'
-own keepalive pings are accepted every 5 s and more, with or without calls.
+The server pings every connection every ``keepalive.interval_s`` (HTTP/2 PING, also while
+nothing can be sent: a client that stopped reading is exactly the one to check) and closes one
+whose client does not answer within ``keepalive.timeout_s`` (settings ``GRPC_KEEPALIVE`` and
+``GRPC_KEEPALIVE_TIMEOUT``, the same in every service): a stopped or vanished client's calls
+end, and writes waiting on its full flow-control window fail, instead of being held for good.
+Clients' own keepalive pings are accepted every 5 s and more, with or without calls.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import grpc
 from grpc_health.v1 import _async as health_aio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from tradekit.config import Env, Setting
 from tradekit.logs import event_logger
 from tradekit.reflection import enable_documented_reflection
 
@@ -37,6 +39,37 @@ log = event_logger("tradekit.grpc")
 KEEPALIVE_S = 30.0
 #: Seconds a client has to answer a keepalive ping before its connection is closed.
 KEEPALIVE_TIMEOUT_S = 10.0
+
+#: The keepalive settings every service reads (the same names in each).
+KEEPALIVE_SETTINGS = (
+    Setting(
+        "GRPC_KEEPALIVE",
+        "30s",
+        "How often the gRPC server pings each client connection (also one it cannot send to)",
+    ),
+    Setting(
+        "GRPC_KEEPALIVE_TIMEOUT",
+        "10s",
+        "How long a client has to answer a ping before its connection and calls are closed",
+    ),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Keepalive:
+    """The server's keepalive: a ping every ``interval_s`` on each connection, ``timeout_s``
+    for the client to answer it."""
+
+    interval_s: float = KEEPALIVE_S
+    timeout_s: float = KEEPALIVE_TIMEOUT_S
+
+    @classmethod
+    def from_env(cls, env: Env) -> Keepalive:
+        """From ``GRPC_KEEPALIVE`` and ``GRPC_KEEPALIVE_TIMEOUT`` (each at least 1 s)."""
+        return cls(
+            interval_s=env.duration_ms("GRPC_KEEPALIVE", minimum=1000) / 1000,
+            timeout_s=env.duration_ms("GRPC_KEEPALIVE_TIMEOUT", minimum=1000) / 1000,
+        )
 
 
 class PortInUseError(RuntimeError):
@@ -63,8 +96,7 @@ class GrpcServer:
         grace_s: float,
         services: Sequence[ServiceRegistration],
         max_concurrent_streams: int = 2000,
-        keepalive_s: float = KEEPALIVE_S,
-        keepalive_timeout_s: float = KEEPALIVE_TIMEOUT_S,
+        keepalive: Keepalive = Keepalive(),
     ) -> None:
         self.name = name
         self._address = f"{host}:{port}"
@@ -78,10 +110,10 @@ class GrpcServer:
             options=[
                 ("grpc.so_reuseport", 0),
                 ("grpc.max_concurrent_streams", max_concurrent_streams),
-                ("grpc.keepalive_time_ms", round(keepalive_s * 1000)),
-                ("grpc.keepalive_timeout_ms", round(keepalive_timeout_s * 1000)),
+                ("grpc.keepalive_time_ms", round(keepalive.interval_s * 1000)),
+                ("grpc.keepalive_timeout_ms", round(keepalive.timeout_s * 1000)),
                 # What gRPC core waits for a ping's ack (else 1 minute, whatever the above).
-                ("grpc.http2.ping_timeout_ms", round(keepalive_timeout_s * 1000)),
+                ("grpc.http2.ping_timeout_ms", round(keepalive.timeout_s * 1000)),
                 # Keep pinging a connection the server cannot send data on (a stalled reader).
                 ("grpc.http2.max_pings_without_data", 0),
                 ("grpc.keepalive_permit_without_calls", 1),

@@ -106,6 +106,7 @@ async def run_vwap(config: VwapConfig) -> AsyncIterator[RunningVwap]:
                         port=config.port,
                         grace_s=config.grace_s,
                         services=[registration(VwapServicer(service, hub, outbox=outbox))],
+                        keepalive=config.keepalive,
                     ) as server,
                     HealthWatch(server, DatabaseProbe(config.database_url)),
                 ):

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from tradekit.config import ConfigError, Env, Setting
+from tradekit.grpc_server import KEEPALIVE_SETTINGS, Keepalive
 
 #: Most batch lanes: each holds a pool connection (the pool has 20) while its statement runs.
 MAX_BATCH_LANES = 8
@@ -83,6 +84,7 @@ SETTINGS = (
         "How long one StreamVwap write may stay unread before its stream is ended "
         "RESOURCE_EXHAUSTED (the client stopped reading)",
     ),
+    *KEEPALIVE_SETTINGS,
     Setting("VWAP_GRACE", "5s", "Grace period for in-flight RPCs at shutdown"),
     Setting("LOG_LEVEL", "info", "Log level: debug, info, warning or error"),
 )
@@ -130,6 +132,8 @@ class VwapConfig:
     stream_stuck_after_ms: int = 250
     #: Milliseconds a StreamVwap write may stay unread before its stream is ended.
     stream_stalled_after_ms: int = 10_000
+    #: The gRPC server's keepalive pings.
+    keepalive: Keepalive = field(default_factory=Keepalive)
     #: Shutdown grace period in seconds.
     grace_s: float = 5.0
     #: Log level.
@@ -172,6 +176,7 @@ class VwapConfig:
             stream_send_turns=env.integer("VWAP_STREAM_SEND_TURNS", minimum=1),
             stream_stuck_after_ms=env.duration_ms("VWAP_STREAM_STUCK_AFTER"),
             stream_stalled_after_ms=env.duration_ms("VWAP_STREAM_STALLED_AFTER", minimum=1),
+            keepalive=Keepalive.from_env(env),
             grace_s=env.duration_ms("VWAP_GRACE") / 1000,
             log_level=level,
         )

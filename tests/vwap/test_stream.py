@@ -17,7 +17,7 @@ from trading.v1 import events_pb2, vwap_pb2, vwap_pb2_grpc
 from processor.event_log import NewEvent
 from tests.vwap.support import FakeProcessor, VwapStarter
 from tradekit.domain import Trade
-from tradekit.grpc_server import GrpcServer
+from tradekit.grpc_server import Keepalive
 from tradekit.tasks import cancel_and_wait
 from tradekit.wire import duration_from_ms, ms_from_timestamp, timestamp_from_ms, trade_to_proto
 from vwap.outbox import Outbox
@@ -873,22 +873,18 @@ async def test_a_client_that_stops_answering_is_disconnected_and_its_stream_free
 ) -> None:
     """A StreamVwap client whose process stops (a relay that freezes: nothing it sends or
     receives moves any more) is found by the server's keepalive ping: its connection is
-    closed, its subscription freed and the write waiting on it ends."""
-    outbox = Outbox(turns=1, stuck_after_s=0.05)
+    closed, its subscription freed and the write waiting on it ends. The service's own
+    server, with the keepalive of its settings (GRPC_KEEPALIVE, GRPC_KEEPALIVE_TIMEOUT)."""
     tight = [("grpc.http2.bdp_probe", 0), ("grpc.http2.lookahead_bytes", 1024)]
-    async with start_vwap() as (running, _):
-        server = GrpcServer(
-            name="vwap-keepalive",
-            host="127.0.0.1",
-            port=0,
-            grace_s=0.2,
-            services=[registration(VwapServicer(running.service, running.hub, outbox=outbox))],
-            keepalive_s=0.2,
-            keepalive_timeout_s=0.5,
-        )
+    async with start_vwap(
+        stream_send_turns=1,
+        stream_stuck_after_ms=50,
+        keepalive=Keepalive(interval_s=0.2, timeout_s=0.5),
+    ) as (running, _):
+        outbox = running.outbox
+        port = int(running.address.rpartition(":")[2])
         async with (
-            server,
-            _Relay(server.port) as relay,
+            _Relay(port) as relay,
             grpc.aio.insecure_channel(f"127.0.0.1:{relay.port}", options=tight) as channel,
         ):
             call = vwap_pb2_grpc.VwapServiceStub(channel).StreamVwap(_btc_request())  # type: ignore[no-untyped-call]
