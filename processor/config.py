@@ -45,7 +45,7 @@ SETTINGS = (
         "EVENT_LOG_RETENTION",
         "7d",
         "How long the event log keeps events once the relay published them (StreamEvents"
-        " refuses older positions OUT_OF_RANGE); 0s keeps every event.",
+        " refuses older positions OUT_OF_RANGE); 0s keeps every event, else at least 1h.",
     ),
     Setting(
         "PROVIDER_WS_URL", "ws://127.0.0.1:8700/stream", "Provider WebSocket feed (all tickers)."
@@ -74,6 +74,21 @@ SETTINGS = (
     Setting("PROCESSOR_GRACE", "5s", "Grace period for in-flight RPCs on shutdown."),
     Setting("LOG_LEVEL", "info", "debug, info, warning or error."),
 )
+
+
+#: The shortest event-log retention other than 0 (off): a shorter one would refuse any client
+#: a little behind, the VWAP service's follower included, OUT_OF_RANGE over and over.
+MIN_EVENT_LOG_RETENTION_MS = 3_600_000
+
+
+def _retention_ms(env: Env) -> int:
+    retention = env.duration_ms("EVENT_LOG_RETENTION")
+    if 0 < retention < MIN_EVENT_LOG_RETENTION_MS:
+        raise ConfigError(
+            f"EVENT_LOG_RETENTION must be 0s (keep every event) or at least 1h, got"
+            f" {env.text('EVENT_LOG_RETENTION')!r}"
+        )
+    return retention
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,7 +131,7 @@ class ProcessorConfig:
             nats_url=env.text("NATS_URL"),
             nats_stream=env.text("NATS_STREAM"),
             nats_max_age_ms=env.duration_ms("NATS_MAX_AGE", minimum=60_000),
-            event_log_retention_ms=env.duration_ms("EVENT_LOG_RETENTION"),
+            event_log_retention_ms=_retention_ms(env),
             provider_ws_url=env.text("PROVIDER_WS_URL"),
             proxy_address=env.text("PROXY_ADDRESS"),
             symbols=symbols_setting(env),

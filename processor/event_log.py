@@ -183,9 +183,10 @@ async def read_retained_events(
 async def prune_events(conn: Connection, *, retention_ms: int, limit: int) -> int:
     """Delete up to ``limit`` of the log's oldest events, those published more than
     ``retention_ms`` ago (database clock) that the NATS relay has published, except the last
-    one it published (its recovery compares the stream's tail with it), and raise the floor
-    past them, in one transaction; how many were deleted. Only a prefix is removed: an old
-    event after a recent one (a long transaction's) waits for the recent one."""
+    one it published (so the log always holds its newest event, whose publish time
+    StreamEvents names for clients to quote when resuming after it), and raise the floor past
+    them, in one transaction; how many were deleted. Only a prefix is removed: an old event
+    after a recent one (a long transaction's) waits for the recent one."""
     async with conn.transaction():
         cur = await conn.execute("SELECT seq FROM event_log_floor FOR UPDATE")
         floor_row = await cur.fetchone()

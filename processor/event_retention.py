@@ -23,6 +23,9 @@ log = event_logger("processor.event_retention")
 
 PERIOD_S = 60.0
 BATCH = 10_000
+#: Pause between batches of one turn: a backlog (the first run after an upgrade) is deleted
+#: at a steady pace, not in one burst that competes with ingest for the database.
+BATCH_PAUSE_S = 0.2
 
 
 class EventRetention:
@@ -54,8 +57,9 @@ class EventRetention:
         task, self._task = self._task, None
         await cancel_and_wait(task)
 
-    async def prune(self) -> int:
-        """Delete every event past retention now, batch by batch; how many."""
+    async def prune(self, *, pause_s: float = 0.0) -> int:
+        """Delete every event past retention now, batch by batch, ``pause_s`` between
+        batches; how many."""
         total = 0
         while True:
             async with self._pool.connection() as conn:
@@ -66,12 +70,13 @@ class EventRetention:
             self.pruned += deleted
             if deleted < self._batch:
                 return total
+            await asyncio.sleep(pause_s)
 
     async def _run(self) -> None:
         while True:
             raise_if_cancel_lost()
             try:
-                deleted = await self.prune()
+                deleted = await self.prune(pause_s=BATCH_PAUSE_S)
             except psycopg.Error as exc:  # the database is away: try again next period
                 log.warning("event_retention_failed", error=str(exc).strip())
             else:

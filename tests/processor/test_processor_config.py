@@ -105,12 +105,15 @@ def test_a_storage_mode_the_database_cannot_take_stops_the_start_with_one_line(
 
 
 def test_event_log_retention_defaults_to_a_week_and_0s_keeps_everything() -> None:
-    """EVENT_LOG_RETENTION: 7 days unless set, 0s turns pruning off, a bare number is refused
-    by name."""
+    """EVENT_LOG_RETENTION: 7 days unless set, 0s turns pruning off; a bare number or less
+    than an hour is refused by name."""
     assert ProcessorConfig.from_env(Env(PROCESSOR_SETTINGS, {})).event_log_retention_ms == (
         7 * 86_400_000
     )
     off = ProcessorConfig.from_env(Env(PROCESSOR_SETTINGS, {"EVENT_LOG_RETENTION": "0s"}))
     assert off.event_log_retention_ms == 0
-    with pytest.raises(ConfigError, match="EVENT_LOG_RETENTION"):
-        ProcessorConfig.from_env(Env(PROCESSOR_SETTINGS, {"EVENT_LOG_RETENTION": "7"}))
+    for bad in ("7", "7s", "59m"):  # a bare number; under an hour (a typo for 7d)
+        with pytest.raises(ConfigError, match="EVENT_LOG_RETENTION"):
+            ProcessorConfig.from_env(Env(PROCESSOR_SETTINGS, {"EVENT_LOG_RETENTION": bad}))
+    hour = ProcessorConfig.from_env(Env(PROCESSOR_SETTINGS, {"EVENT_LOG_RETENTION": "1h"}))
+    assert hour.event_log_retention_ms == 3_600_000

@@ -309,14 +309,14 @@ async def test_events_past_retention_go_and_a_position_under_them_is_out_of_rang
             "UPDATE events SET created_at = created_at - INTERVAL '8 days' WHERE seq <= 4"
         )
     assert published >= 5
-    assert await stack.processor.retention.prune() == 4
+    await stack.processor.retention.prune()  # (its own turn may have pruned them already)
     async with grpc.aio.insecure_channel(stack.processor.address) as channel:
         stub = processor_pb2_grpc.ProcessorServiceStub(channel)
         oldest = await asyncio.wait_for(_collect(stub, 0, 1), timeout=60)
         refused = stub.StreamEvents(processor_pb2.StreamEventsRequest(from_sequence=2))
         with pytest.raises(grpc.aio.AioRpcError) as caught:
             await refused.read()
-    assert oldest[0].sequence == 5
+    assert oldest[0].sequence == 5  # events 1-4 went, 5 and on stay
     assert caught.value.code() == grpc.StatusCode.OUT_OF_RANGE
     details = caught.value.details() or ""
     assert details.startswith("events 2 to 4 are no longer in the event log"), details
