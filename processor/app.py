@@ -99,7 +99,7 @@ async def run_processor(config: ProcessorConfig) -> AsyncIterator[RunningProcess
             RelayProcess(config=config, counters=counters, watcher=watcher)
         )
         retention = await stack.enter_async_context(
-            EventRetention(pool=pool, retention_ms=config.event_log_retention_ms)
+            EventRetention(pool=pool, retention_ms=config.event_log_retention_ms, counters=counters)
         )
         reconciler = await stack.enter_async_context(
             Reconciler(

@@ -16,6 +16,7 @@ import psycopg
 
 from processor.db import Pool
 from processor.event_log import prune_events
+from processor.stats import ProcessorCounters
 from tradekit.logs import event_logger
 from tradekit.tasks import cancel_and_wait, raise_if_cancel_lost
 
@@ -33,15 +34,20 @@ class EventRetention:
     is 0)."""
 
     def __init__(
-        self, *, pool: Pool, retention_ms: int, period_s: float = PERIOD_S, batch: int = BATCH
+        self,
+        *,
+        pool: Pool,
+        retention_ms: int,
+        counters: ProcessorCounters | None = None,
+        period_s: float = PERIOD_S,
+        batch: int = BATCH,
     ) -> None:
         self._pool = pool
+        self._counters = counters if counters is not None else ProcessorCounters()
         self._retention_ms = retention_ms
         self._period_s = period_s
         self._batch = batch
         self._task: asyncio.Task[None] | None = None
-        #: Events deleted since start.
-        self.pruned = 0
 
     async def __aenter__(self) -> EventRetention:
         if self._retention_ms > 0:
@@ -57,6 +63,11 @@ class EventRetention:
         task, self._task = self._task, None
         await cancel_and_wait(task)
 
+    @property
+    def pruned(self) -> int:
+        """Events deleted since start (the processor's ``events_pruned``)."""
+        return self._counters.events_pruned
+
     async def prune(self, *, pause_s: float = 0.0) -> int:
         """Delete every event past retention now, batch by batch, ``pause_s`` between
         batches; how many."""
@@ -67,7 +78,7 @@ class EventRetention:
                     conn, retention_ms=self._retention_ms, limit=self._batch
                 )
             total += deleted
-            self.pruned += deleted
+            self._counters.events_pruned += deleted
             if deleted < self._batch:
                 return total
             await asyncio.sleep(pause_s)

@@ -23,6 +23,8 @@ class ProcessorCounters:
     events_published: int = 0
     #: Window fetches REST cannot answer completely (each attempt; the window stays unverified).
     windows_rejected: int = 0
+    #: Events deleted from the event log by retention (EVENT_LOG_RETENTION).
+    events_pruned: int = 0
 
     def snapshot(self) -> dict[str, int]:
         """A copy of every counter by name."""

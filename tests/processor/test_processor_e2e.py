@@ -296,7 +296,8 @@ async def test_events_past_retention_go_and_a_position_under_them_is_out_of_rang
     """The processor prunes its event log (EVENT_LOG_RETENTION, 7 days): once the relay has
     published events that are older, they go; StreamEvents from 0 then starts at the oldest
     event kept, and from a position under it is OUT_OF_RANGE saying so and naming the newest
-    event in the trailing metadata (as for a replaced log: the VWAP service resynchronises)."""
+    event in the trailing metadata (as for a replaced log: the VWAP service resynchronises);
+    GetProcessorStats counts them in events_pruned."""
     async with await psycopg.AsyncConnection.connect(stack.database_url, autocommit=True) as conn:
         for _ in range(600):
             row = await (await conn.execute("SELECT published_seq FROM event_relay")).fetchone()
@@ -316,7 +317,9 @@ async def test_events_past_retention_go_and_a_position_under_them_is_out_of_rang
         refused = stub.StreamEvents(processor_pb2.StreamEventsRequest(from_sequence=2))
         with pytest.raises(grpc.aio.AioRpcError) as caught:
             await refused.read()
+        stats = await stub.GetProcessorStats(processor_pb2.GetProcessorStatsRequest())
     assert oldest[0].sequence == 5  # events 1-4 went, 5 and on stay
+    assert stats.events_pruned == 4  # whichever turn deleted them
     assert caught.value.code() == grpc.StatusCode.OUT_OF_RANGE
     details = caught.value.details() or ""
     assert details.startswith("events 2 to 4 are no longer in the event log"), details
