@@ -58,6 +58,7 @@ class RelayProcess:
         ready_timeout_s: float = 120.0,
         stop_timeout_s: float = 8.0,
         restart_delay_s: float = 1.0,
+        max_restart_delay_s: float = 60.0,
         watcher: HeadWatcher | None = None,
         stall_timeout_s: float = 60.0,
     ) -> None:
@@ -66,6 +67,7 @@ class RelayProcess:
         self._ready_timeout_s = ready_timeout_s
         self._stop_timeout_s = stop_timeout_s
         self._restart_delay_s = restart_delay_s
+        self._max_restart_delay_s = max_restart_delay_s
         self._watcher = watcher
         self._stall_timeout_s = stall_timeout_s
         self._proc: asyncio.subprocess.Process | None = None
@@ -127,16 +129,22 @@ class RelayProcess:
         self._proc = proc
         self.starts += 1
         self._progress_at = asyncio.get_running_loop().time()
+        reason = ""
         try:
             async with asyncio.timeout(self._ready_timeout_s):
                 while True:
                     line = await self._line()
                     if line is None:
                         code = await proc.wait()
-                        raise RelayError(f"the relay worker exited with status {code} at start")
+                        raise RelayError(
+                            f"the relay worker exited with status {code} at start"
+                            + (f": {reason}" if reason else "")
+                        )
                     if line.startswith("ready "):
                         self._advance(int(line.split()[1]))
                         break
+                    if line.startswith("failed "):
+                        reason = line.removeprefix("failed ")
         except TimeoutError:
             await self._stop()
             raise RelayError(
@@ -146,9 +154,13 @@ class RelayProcess:
         except BaseException:
             await self._stop()
             raise
-        self._ready = True
+        self._set_ready(True)
         self._progress_at = asyncio.get_running_loop().time()
         log.info("relay_worker_started", pid=proc.pid, position=self.published_seq)
+
+    def _set_ready(self, ready: bool) -> None:
+        self._ready = ready
+        self._counters.relay_ready = ready
 
     async def _line(self) -> str | None:
         assert self._proc is not None
@@ -172,21 +184,22 @@ class RelayProcess:
 
     async def _supervise(self) -> None:
         """Start the worker and follow its progress; restart it whenever it exits, and again
-        after ``restart_delay_s`` as long as starting fails (NATS or the database still
-        away)."""
+        as long as starting fails (NATS or the database still away, a stream this log cannot
+        use), each time after a delay that doubles from ``restart_delay_s`` up to
+        ``max_restart_delay_s`` (back to the first once a worker was ready), logging why."""
+        delay = self._restart_delay_s
         while True:
             proc = self._proc
             if proc is None:  # not started yet, or the last start failed (and was stopped)
                 if self.starts:
-                    await asyncio.sleep(self._restart_delay_s)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, self._max_restart_delay_s)  # if this start fails
                 try:
                     await self._start()
                 except Exception as exc:  # noqa: BLE001 - logged; retried until it starts
-                    log.error(
-                        "relay_worker_start_failed",
-                        error=repr(exc),
-                        retry_in_s=self._restart_delay_s,
-                    )
+                    log.error("relay_worker_start_failed", error=str(exc), retry_in_s=delay)
+                else:
+                    delay = self._restart_delay_s
                 continue
             line = await self._line()
             if line is not None:
@@ -225,9 +238,11 @@ class RelayProcess:
             self._progress_at = loop.time()
 
     async def _stop(self) -> None:
-        """Ask the worker to stop, read its last progress lines, kill it after the bound."""
-        proc, self._proc = self._proc, None
-        self._ready = False
+        """Ask the worker to stop, read its last progress lines, kill it after the bound. The
+        worker stays the current one until it has ended, so a stop interrupted by the
+        processor's own shutdown is finished by the next call."""
+        proc = self._proc
+        self._set_ready(False)
         if proc is None:
             return
         if proc.returncode is None:
@@ -245,4 +260,6 @@ class RelayProcess:
             log.error("relay_worker_stop_timeout", pid=proc.pid)
             proc.kill()
             await proc.wait()
+        if self._proc is proc:
+            self._proc = None
         log.info("relay_worker_stopped", status=proc.returncode, position=self.published_seq)

@@ -3,14 +3,14 @@ the processor (:class:`processor.relay_process.RelayProcess`), never by hand.
 
 Publishing every event costs CPU (about a fifth of ingesting it, reading the log back
 included); in its own process the relay runs on another core and a slow NATS never takes time
-from the feed. Settings come from the
-environment (``DATABASE_URL``, ``NATS_URL``, ``NATS_STREAM``, ``NATS_MAX_AGE``, ``LOG_LEVEL``,
-as the processor's). It talks to its parent in lines on stdout: ``ready <position>`` once
-recovered, then ``published <position>`` whenever it advanced (at most every
-``REPORT_INTERVAL_S``). It stops gracefully (publishing what is committed, within a bound) on
-SIGTERM or when its stdin closes, and Linux sends it SIGTERM when the processor dies, so it
-never outlives a processor that was killed; a stop requested while it is still starting
-(waiting for the relay lock or for NATS) ends it at once.
+from the feed. Settings come from the environment (``DATABASE_URL``, ``NATS_URL``,
+``NATS_STREAM``, ``NATS_MAX_AGE``, ``LOG_LEVEL``, as the processor's). It talks to its parent
+in lines on stdout: ``ready <position>`` once recovered, then ``published <position>``
+whenever it advanced (at most every ``REPORT_INTERVAL_S``); ``failed <reason>`` when it
+cannot start (it then exits 1). It stops gracefully (publishing what is committed, within a
+bound) on SIGTERM or when its stdin closes, and Linux sends it SIGTERM when the processor
+dies, so it never outlives a processor that was killed; a stop requested while it is still
+starting (waiting for the relay lock or for NATS) ends it at once.
 
 Only one relay publishes an event log at a time: it holds a session advisory lock for its
 lifetime (released by PostgreSQL when its connection dies), so a restarted processor's relay
@@ -195,7 +195,13 @@ async def run(config: ProcessorConfig) -> None:
     counters = ProcessorCounters()
     reporter: asyncio.Task[None] | None = None
     async with _StopRequests() as stop, contextlib.AsyncExitStack() as stack:
-        relay = await stop.unless_stopped(_start(config, stack, counters))
+        try:
+            relay = await stop.unless_stopped(_start(config, stack, counters))
+        except Exception as exc:
+            # e.g. a stream holding another log's events (RelayError), JetStream refusing the
+            # stream: the parent logs the reason and tries again later
+            _say(f"failed {' '.join(str(exc).split()) or repr(exc)}")
+            raise
         if relay is None:
             log.info("relay_worker_stopped_before_ready")
             return

@@ -4,6 +4,7 @@ GetProcessorStats and logged."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Any
 
 
 @dataclass(slots=True)
@@ -25,7 +26,9 @@ class ProcessorCounters:
     windows_rejected: int = 0
     #: Events deleted from the event log by retention (EVENT_LOG_RETENTION).
     events_pruned: int = 0
+    #: Whether the NATS relay is publishing (a state, not a counter).
+    relay_ready: bool = False
 
-    def snapshot(self) -> dict[str, int]:
-        """A copy of every counter by name."""
+    def snapshot(self) -> dict[str, Any]:
+        """A copy of every counter (and ``relay_ready``) by name."""
         return asdict(self)

@@ -82,12 +82,25 @@ SETTINGS = (
         "VWAP_STREAM_STALLED_AFTER",
         "10s",
         "How long one StreamVwap write may stay unread before its stream is ended "
-        "RESOURCE_EXHAUSTED (the client stopped reading)",
+        "RESOURCE_EXHAUSTED (the client stopped reading); at least 1s",
     ),
     *KEEPALIVE_SETTINGS,
     Setting("VWAP_GRACE", "5s", "Grace period for in-flight RPCs at shutdown"),
     Setting("LOG_LEVEL", "info", "Log level: debug, info, warning or error"),
 )
+
+
+def _stalled_after_ms(env: Env) -> int:
+    """VWAP_STREAM_STALLED_AFTER: at least 1 s and at least VWAP_STREAM_STUCK_AFTER (a
+    shorter bound would end healthy streams at their first slow write)."""
+    stalled = env.duration_ms("VWAP_STREAM_STALLED_AFTER", minimum=1000)
+    stuck = env.duration_ms("VWAP_STREAM_STUCK_AFTER")
+    if stalled < stuck:
+        raise ConfigError(
+            f"VWAP_STREAM_STALLED_AFTER must be at least VWAP_STREAM_STUCK_AFTER ({stuck} ms),"
+            f" got {stalled} ms"
+        )
+    return stalled
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,7 +188,7 @@ class VwapConfig:
             batch_flush_at=flush_at,
             stream_send_turns=env.integer("VWAP_STREAM_SEND_TURNS", minimum=1),
             stream_stuck_after_ms=env.duration_ms("VWAP_STREAM_STUCK_AFTER"),
-            stream_stalled_after_ms=env.duration_ms("VWAP_STREAM_STALLED_AFTER", minimum=1),
+            stream_stalled_after_ms=_stalled_after_ms(env),
             keepalive=Keepalive.from_env(env),
             grace_s=env.duration_ms("VWAP_GRACE") / 1000,
             log_level=level,

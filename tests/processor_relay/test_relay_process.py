@@ -4,6 +4,7 @@ gracefully; a worker killed at any instant leaves every event in JetStream exact
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 import sys
@@ -13,11 +14,13 @@ from pathlib import Path
 import nats
 import psycopg
 import pytest
+from nats.js.api import StreamConfig
 
 from devstack.nats import EmbeddedNats
 from devstack.ports import free_port
 from processor.config import SETTINGS, ProcessorConfig
 from processor.db import Pool
+from processor.events import SEQUENCE_HEADER, STREAM_SUBJECTS
 from processor.head_watch import HeadWatcher
 from processor.relay_process import WORKER_MODULE, RelayProcess, worker_environment
 from processor.relay_worker import RELAY_LOCK_SQL
@@ -373,3 +376,46 @@ def _running(pid: int) -> bool:
     except FileNotFoundError:
         return False
     return stat.rpartition(")")[2].split()[0] != "Z"
+
+
+async def test_a_stream_the_log_cannot_use_is_retried_with_a_growing_delay_saying_why(
+    pool: Pool, database_url: str, nats_url: str, stream_name: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The stream holds events 1-6 but this database's log ends at 3 (restored from an older
+    backup): every worker refuses it at start. The processor keeps ingesting, the supervisor
+    logs the worker's reason (it said only "exited with status 1"), retries with a delay
+    that doubles up to its cap (it restarted every second for ever), and relay_ready stays
+    false for GetProcessorStats."""
+    caplog.set_level(logging.ERROR, logger="processor.relay_process")
+    await append_trade_events(pool, 3)
+    nc = await nats.connect(nats_url)
+    try:
+        js = nc.jetstream()
+        await js.add_stream(StreamConfig(name=stream_name, subjects=[STREAM_SUBJECTS]))
+        for seq in range(1, 7):
+            await js.publish(
+                "trading.trade.BTC",
+                b"",
+                headers={"Nats-Msg-Id": f"evt-{seq}", SEQUENCE_HEADER: str(seq)},
+            )
+    finally:
+        await nc.close()
+    counters = ProcessorCounters()
+    async with RelayProcess(
+        config=_config(database_url, nats_url, stream_name),
+        counters=counters,
+        restart_delay_s=0.05,
+        max_restart_delay_s=0.2,
+    ) as relay:
+        await _until(lambda: relay.starts >= 4, "four refused starts")
+        ready = (relay.ready, counters.relay_ready)
+    failed = [r for r in caplog.records if r.getMessage() == "relay_worker_start_failed"]
+    assert ready == (False, False)
+    assert len(failed) >= 3
+    reasons = [r.fields["error"] for r in failed]  # type: ignore[attr-defined]
+    assert all(
+        "holds event sequence 6 but this database's event log ends at 3" in reason
+        for reason in reasons
+    ), reasons
+    delays = [r.fields["retry_in_s"] for r in failed]  # type: ignore[attr-defined]
+    assert delays[:3] == [0.05, 0.1, 0.2]

@@ -52,6 +52,7 @@ def test_values_are_parsed() -> None:
         ("VWAP_STREAM_SEND_TURNS", "0"),
         ("VWAP_STREAM_STUCK_AFTER", "soon"),
         ("VWAP_STREAM_STALLED_AFTER", "0ms"),
+        ("VWAP_STREAM_STALLED_AFTER", "10ms"),  # a typo for 10s: healthy streams would end
     ],
 )
 def test_bad_values_name_the_variable(name: str, value: str) -> None:
@@ -91,3 +92,9 @@ def test_bad_batch_settings_say_what_to_change(env: dict[str, str], message: str
     """A bad batching value is a ConfigError naming the variable and the allowed range."""
     with pytest.raises(ConfigError, match=message):
         VwapConfig.from_env(env)
+
+
+def test_the_stalled_bound_is_not_under_the_stuck_bound() -> None:
+    """A stream is not ended as stalled before its write could even lose its send turn."""
+    with pytest.raises(ConfigError, match="VWAP_STREAM_STUCK_AFTER"):
+        VwapConfig.from_env({"VWAP_STREAM_STUCK_AFTER": "5s", "VWAP_STREAM_STALLED_AFTER": "2s"})

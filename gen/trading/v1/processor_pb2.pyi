@@ -108,7 +108,7 @@ class GetProcessorStatsRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class GetProcessorStatsResponse(_message.Message):
-    __slots__ = ("frames_received", "trades_ingested", "duplicates_dropped", "frames_quarantined", "connections", "gaps_recorded", "windows_verified", "corrections_inserted", "corrections_updated", "corrections_deleted", "events_published", "windows_rejected", "events_pruned")
+    __slots__ = ("frames_received", "trades_ingested", "duplicates_dropped", "frames_quarantined", "connections", "gaps_recorded", "windows_verified", "corrections_inserted", "corrections_updated", "corrections_deleted", "events_published", "windows_rejected", "events_pruned", "relay_ready")
     FRAMES_RECEIVED_FIELD_NUMBER: _ClassVar[int]
     TRADES_INGESTED_FIELD_NUMBER: _ClassVar[int]
     DUPLICATES_DROPPED_FIELD_NUMBER: _ClassVar[int]
@@ -122,6 +122,7 @@ class GetProcessorStatsResponse(_message.Message):
     EVENTS_PUBLISHED_FIELD_NUMBER: _ClassVar[int]
     WINDOWS_REJECTED_FIELD_NUMBER: _ClassVar[int]
     EVENTS_PRUNED_FIELD_NUMBER: _ClassVar[int]
+    RELAY_READY_FIELD_NUMBER: _ClassVar[int]
     frames_received: int
     trades_ingested: int
     duplicates_dropped: int
@@ -135,4 +136,5 @@ class GetProcessorStatsResponse(_message.Message):
     events_published: int
     windows_rejected: int
     events_pruned: int
-    def __init__(self, frames_received: _Optional[int] = ..., trades_ingested: _Optional[int] = ..., duplicates_dropped: _Optional[int] = ..., frames_quarantined: _Optional[int] = ..., connections: _Optional[int] = ..., gaps_recorded: _Optional[int] = ..., windows_verified: _Optional[int] = ..., corrections_inserted: _Optional[int] = ..., corrections_updated: _Optional[int] = ..., corrections_deleted: _Optional[int] = ..., events_published: _Optional[int] = ..., windows_rejected: _Optional[int] = ..., events_pruned: _Optional[int] = ...) -> None: ...
+    relay_ready: bool
+    def __init__(self, frames_received: _Optional[int] = ..., trades_ingested: _Optional[int] = ..., duplicates_dropped: _Optional[int] = ..., frames_quarantined: _Optional[int] = ..., connections: _Optional[int] = ..., gaps_recorded: _Optional[int] = ..., windows_verified: _Optional[int] = ..., corrections_inserted: _Optional[int] = ..., corrections_updated: _Optional[int] = ..., corrections_deleted: _Optional[int] = ..., events_published: _Optional[int] = ..., windows_rejected: _Optional[int] = ..., events_pruned: _Optional[int] = ..., relay_ready: _Optional[bool] = ...) -> None: ...
