@@ -29,6 +29,8 @@ class StackStatus:
     windows_rejected: int = 0
     #: Trades inserted, updated or deleted by reconciliation.
     corrections: int = 0
+    #: Whether the processor's NATS relay is publishing.
+    relay_ready: bool = False
     #: Current 5-minute VWAP per symbol (None: no trades in the window).
     vwaps: dict[str, str | None] = field(default_factory=dict)
     #: Why the reading failed, if it did.
@@ -70,6 +72,7 @@ class StatusReader:
                 stats.corrections_inserted + stats.corrections_updated + stats.corrections_deleted
             ),
             vwaps=vwaps,
+            relay_ready=stats.relay_ready,
         )
 
     def close(self) -> None:
@@ -106,6 +109,7 @@ def render_table(status: StackStatus, clock: str) -> list[str]:
     if status.error is not None:
         return [*lines, f"  unavailable: {status.error}"]
     lines += [f"  {name:<20}{value:>12}" for name, value in _counters(status)]
+    lines.append(f"  {'NATS relay':<20}{_relay(status):>12}")
     lines.append("  5-minute VWAP")
     if not status.vwaps:
         lines.append("    (no trades yet)")
@@ -114,10 +118,17 @@ def render_table(status: StackStatus, clock: str) -> list[str]:
     return lines
 
 
+def _relay(status: StackStatus) -> str:
+    """``publishing``, or ``waiting`` (starting, NATS unreachable or the stream refused: the
+    processor's log says which)."""
+    return "publishing" if status.relay_ready else "waiting"
+
+
 def render_line(status: StackStatus, clock: str) -> str:
     """The status as one ``key=value`` line."""
     if status.error is not None:
         return f"{clock} status=unavailable error={status.error!r}"
     counters = " ".join(f"{name.replace(' ', '_')}={value}" for name, value in _counters(status))
+    counters += f" relay={_relay(status)}"
     vwaps = " ".join(f"vwap_{s}={v if v is not None else '-'}" for s, v in status.vwaps.items())
     return f"{clock} {counters} {vwaps}".rstrip()

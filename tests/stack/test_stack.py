@@ -90,10 +90,15 @@ def test_status_reader_sees_the_ingested_trades(tmp_path: Path) -> None:
             processor_address=stack.addresses["processor"], vwap_address=stack.addresses["vwap"]
         ) as reader:
             status = reader.read()
+            deadline = time.monotonic() + 60
+            while not status.relay_ready and time.monotonic() < deadline:  # its worker starts
+                time.sleep(0.2)
+                status = reader.read()
     assert status.error is None
     assert status.trades_ingested > 0
     assert status.vwaps
     assert all(vwap is not None for vwap in status.vwaps.values())
+    assert status.relay_ready  # the processor's relay publishes to the stack's NATS
 
 
 def _simulator(stack: Stack, path: str) -> Any:

@@ -12,6 +12,7 @@ STATUS = StackStatus(
     windows_rejected=3,
     corrections=4,
     vwaps={"BTC": "27000.5", "ETH": None},
+    relay_ready=True,
 )
 
 
@@ -24,6 +25,7 @@ def test_table_lists_every_counter_and_vwap() -> None:
     assert "120" in text
     assert "27000.5" in text
     assert any(line.split() == ["ETH", "-"] for line in lines)
+    assert any(line.split() == ["NATS", "relay", "publishing"] for line in lines)
 
 
 def test_line_is_key_value_pairs() -> None:
@@ -34,6 +36,9 @@ def test_line_is_key_value_pairs() -> None:
     assert "windows_rejected=3" in line
     assert "vwap_BTC=27000.5" in line
     assert "vwap_ETH=-" in line
+    assert "relay=publishing" in line
+    waiting = StackStatus(trades_ingested=1, relay_ready=False)
+    assert "relay=waiting" in render_line(waiting, "t")  # NATS down or the stream refused
 
 
 def test_unavailable_status_shows_the_error() -> None:
