@@ -115,16 +115,18 @@ class LogState(NamedTuple):
     head: int
     #: The oldest sequence retained: every event from it on is in the log.
     floor: int
-    #: When the event asked about was published, in ms (None: not in the log, or not asked).
+    #: When the event asked about was published, in ms (None: not in the log, or not asked;
+    #: for the newest event retention removed, floor - 1, as retention recorded it).
     published_ms: int | None
 
 
 async def log_state(conn: Connection, seq: int | None) -> LogState:
     """The log's head and floor, and when event ``seq`` was published, in one statement."""
     cur = await conn.execute(
-        f"SELECT h.seq, f.seq, (SELECT {_CREATED_MS} FROM events WHERE seq = %s)"
+        f"SELECT h.seq, f.seq, coalesce((SELECT {_CREATED_MS} FROM events WHERE seq = %s),"
+        " CASE WHEN %s = f.seq - 1 THEN f.below_published_ms END)"
         " FROM event_head h, event_log_floor f",
-        (seq,),
+        (seq, seq),
     )
     row = await cur.fetchone()
     assert row is not None
@@ -185,7 +187,8 @@ async def prune_events(conn: Connection, *, retention_ms: int, limit: int) -> in
     ``retention_ms`` ago (database clock) that the NATS relay has published, except the last
     one it published (so the log always holds its newest event, whose publish time
     StreamEvents names for clients to quote when resuming after it), and raise the floor past
-    them, in one transaction; how many were deleted. Only a prefix is removed: an old event
+    them, recording when the newest of them was published (what a client resuming at the
+    floor quotes), in one transaction; how many were deleted. Only a prefix is removed: an old event
     after a recent one (a long transaction's) waits for the recent one."""
     async with conn.transaction():
         cur = await conn.execute("SELECT seq FROM event_log_floor FOR UPDATE")
@@ -193,19 +196,23 @@ async def prune_events(conn: Connection, *, retention_ms: int, limit: int) -> in
         assert floor_row is not None
         floor = int(floor_row[0])
         cur = await conn.execute(
-            "SELECT seq, created_at >= now() - %s * INTERVAL '1 millisecond' FROM events"
+            "SELECT seq, created_at >= now() - %s * INTERVAL '1 millisecond',"
+            f" {_CREATED_MS} FROM events"
             " WHERE seq >= %s AND seq < (SELECT published_seq FROM event_relay)"
             " ORDER BY seq LIMIT %s",
             (retention_ms, floor, limit),
         )
-        upto = floor
-        for seq, recent in await cur.fetchall():
+        upto, below_published_ms = floor, None
+        for seq, recent, created_ms in await cur.fetchall():
             if recent:
                 break
-            upto = int(seq) + 1
+            upto, below_published_ms = int(seq) + 1, int(created_ms)
         if upto == floor:
             return 0
         cur = await conn.execute("DELETE FROM events WHERE seq >= %s AND seq < %s", (floor, upto))
         deleted = cur.rowcount
-        await conn.execute("UPDATE event_log_floor SET seq = %s", (upto,))
+        await conn.execute(
+            "UPDATE event_log_floor SET seq = %s, below_published_ms = %s",
+            (upto, below_published_ms),
+        )
         return deleted

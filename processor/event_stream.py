@@ -121,8 +121,13 @@ async def follow_events(
                 foreign = SequenceAhead(cursor, head)
             elif cursor < floor:
                 foreign = PositionPruned(cursor, floor, head)
-            elif last is not None and last[0] >= floor and published != last[1]:
-                # (an event retention removed cannot be compared: its successor is kept)
+            elif (
+                last is not None
+                and (last[0] >= floor or published is not None)
+                and published != last[1]
+            ):
+                # (retention records the publish time of floor - 1 only: an older event it
+                # removed cannot be compared, and its successor is not kept either)
                 foreign = PositionElsewhere(last[0], last[1], published, head)
             if foreign is None:
                 floor, events = await read_retained_events(

@@ -134,6 +134,9 @@ class Reconciler:
     async def _run(self) -> None:
         while True:
             raise_if_cancel_lost()  # a pool borrow lost it: stop instead of another turn
+            # (Do not catch run_once's ExceptionGroup here: on Python 3.11 a TaskGroup whose
+            # child fails after the group began waiting leaves this task's cancel count at 1,
+            # and the check above would then stop the loop without a word.)
             try:
                 await self.run_once()
             except psycopg.Error as exc:  # the database is away: try again next turn

@@ -12,7 +12,7 @@ import pytest
 from processor.db import Pool
 from processor.event_log import LoggedEvent, NewEvent, append_events, log_state
 from processor.event_retention import EventRetention
-from processor.event_stream import PositionPruned, follow_events
+from processor.event_stream import PositionElsewhere, PositionPruned, follow_events
 from processor.head_watch import HeadWatcher
 
 WEEK_MS = 7 * 86_400_000
@@ -85,8 +85,9 @@ async def test_a_stream_under_the_floor_is_refused_and_one_from_the_start_begins
     pool: Pool, database_url: str
 ) -> None:
     """After events 1-5 were removed: resuming at 3 is PositionPruned naming the oldest kept
-    and the newest; from 0 starts at 6; resuming at 6, quoting the publish time of the removed
-    event 5, goes on (it cannot be compared, its successor is there); and an open stream that
+    and the newest; from 0 starts at 6; resuming at 6 goes on when it quotes the publish time
+    of the removed event 5 as it was (retention records it with the floor) and is refused as
+    another log's position when it quotes another; and an open stream that
     lags under the floor when retention runs is refused at its next read instead of jumping
     over the removed events."""
     await _append(pool, 10)
@@ -96,6 +97,9 @@ async def test_a_stream_under_the_floor_is_refused_and_one_from_the_start_begins
         first_two = [(await _next(lagging)).seq for _ in range(2)]
         await _age(pool, 8)
         await _published(pool, 6)
+        async with pool.connection() as conn:
+            fifth_ms = (await log_state(conn, 5)).published_ms
+        assert fifth_ms is not None
         await EventRetention(pool=pool, retention_ms=WEEK_MS).prune()
         with pytest.raises(PositionPruned) as lagged:
             [(await _next(lagging)).seq for _ in range(3)]
@@ -111,10 +115,17 @@ async def test_a_stream_under_the_floor_is_refused_and_one_from_the_start_begins
         await from_start.aclose()
 
         at_floor = follow_events(
-            pool, watcher, from_seq=6, symbols=(), stopping=stopping, last_publish_ms=1
+            pool, watcher, from_seq=6, symbols=(), stopping=stopping, last_publish_ms=fifth_ms
         )
         assert (await _next(at_floor)).seq == 6
         await at_floor.aclose()
+
+        elsewhere = follow_events(
+            pool, watcher, from_seq=6, symbols=(), stopping=stopping, last_publish_ms=fifth_ms + 1
+        )
+        with pytest.raises(PositionElsewhere):  # the client's event 5 is not this log's
+            await _next(elsewhere)
+        await elsewhere.aclose()
     assert first_two == [1, 2]
     assert "events 3 to 5 are no longer in the event log" in str(lagged.value)
     assert "events 3 to 5 are no longer" in str(refused.value)
