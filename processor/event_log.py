@@ -157,29 +157,46 @@ async def read_events(
     ]
 
 
+class RetainedRead(NamedTuple):
+    """What :func:`read_retained_events` saw, in one snapshot."""
+
+    #: The oldest sequence retained.
+    floor: int
+    #: When the read's last sequence (``through_seq``) was published (None: not in the log).
+    through_published_ms: int | None
+    events: list[LoggedEvent]
+
+
 async def read_retained_events(
     conn: Connection, *, from_seq: int, symbols: Sequence[str], limit: int, through_seq: int
-) -> tuple[int, list[LoggedEvent]]:
-    """The log's floor and, as :func:`read_events`, up to ``limit`` events from ``from_seq``
-    through ``through_seq``, in one statement (one snapshot): when the floor is at most
-    ``from_seq``, retention removed none of the events the read could return."""
+) -> RetainedRead:
+    """The log's floor, when event ``through_seq`` was published and, as :func:`read_events`,
+    up to ``limit`` events from ``from_seq`` through ``through_seq``, in one statement (one
+    snapshot): when the floor is at most ``from_seq``, retention removed none of the events
+    the read could return."""
     cur = await conn.execute(
-        "SELECT f.seq, e.seq, e.symbol, e.subject, e.type, e.payload, e.created"
+        "SELECT f.seq,"
+        f" (SELECT {_CREATED_MS} FROM events WHERE seq = %s),"
+        " e.seq, e.symbol, e.subject, e.type, e.payload, e.created"
         " FROM event_log_floor f LEFT JOIN LATERAL ("
         f"  SELECT seq, symbol, subject, type, payload, {_CREATED_MS} AS created"
         "   FROM events WHERE seq >= %s AND seq <= %s"
         "   AND (cardinality(%s::text[]) = 0 OR symbol = ANY(%s::text[]))"
         "   ORDER BY seq LIMIT %s"
         " ) e ON true ORDER BY e.seq",
-        (from_seq, through_seq, list(symbols), list(symbols), limit),
+        (through_seq, from_seq, through_seq, list(symbols), list(symbols), limit),
     )
     rows = await cur.fetchall()
-    floor = int(rows[0][0])
-    return floor, [
-        LoggedEvent(int(s), str(sym), str(subj), str(t), bytes(p), int(c))
-        for _, s, sym, subj, t, p, c in rows
-        if s is not None
-    ]
+    floor, through_ms = rows[0][0], rows[0][1]
+    return RetainedRead(
+        int(floor),
+        None if through_ms is None else int(through_ms),
+        [
+            LoggedEvent(int(s), str(sym), str(subj), str(t), bytes(p), int(c))
+            for _, _, s, sym, subj, t, p, c in rows
+            if s is not None
+        ],
+    )
 
 
 async def prune_events(conn: Connection, *, retention_ms: int, limit: int) -> int:

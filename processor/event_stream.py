@@ -51,9 +51,9 @@ class SequenceAhead(ForeignPosition):
 
 
 class PositionElsewhere(ForeignPosition):
-    """The last event a client saw (quoted by last_publish_time, or sent on this stream) is
-    not in this log as it saw it (another publish time, or none): the log was replaced and
-    has grown past the client's position."""
+    """The last event a client saw (quoted by last_publish_time, or passed on this stream: sent,
+    or skipped by its symbol filter) is not in this log as it saw it (another publish time, or
+    none): the log was replaced and has grown past the client's position."""
 
     def __init__(self, seq: int, seen_ms: int, actual_ms: int | None, head: int) -> None:
         actual = (
@@ -62,7 +62,7 @@ class PositionElsewhere(ForeignPosition):
             else f"event {seq} of this log was published {iso_ms(actual_ms)}"
         )
         super().__init__(
-            f"{actual}, not {iso_ms(seen_ms)} as the one you received: the log was replaced or"
+            f"{actual}, not {iso_ms(seen_ms)} as your stream saw it: the log was replaced or"
             " restored since, so events may have been lost to you; drop what you derived from"
             f" the events you received and resume after this log's newest event {head}",
             head,
@@ -100,14 +100,16 @@ async def follow_events(
     Every read checks that the log is still the one followed, or raises: ``SequenceAhead``
     when the position is past the next sequence (head + 1), as asked or because the log moved
     back under the stream (waiting would skip the events before it without a word);
-    ``PositionElsewhere`` when the last event sent (before the first: event from_seq - 1 as
-    ``last_publish_ms`` quotes it) has another publish time here, or none (the log was
-    replaced and grew past the position); ``PositionPruned`` when retention removed events
-    from the position on (``from_seq`` 0 or 1 starts at the oldest event kept)."""
+    ``PositionElsewhere`` when the last event passed (sent or, for a stream of some symbols,
+    skipped; before the first: event from_seq - 1 as ``last_publish_ms`` quotes it) has
+    another publish time here, or none (the log was replaced and grew past the position);
+    ``PositionPruned`` when retention removed events from the position on (``from_seq`` 0 or 1
+    starts at the oldest event kept)."""
     cursor = max(from_seq, 1)
     # From the oldest event kept, wherever retention has moved it, until the first read.
     from_floor = from_seq <= 1
-    # (sequence, publish ms) of the last event the client received, when known.
+    # (sequence, publish ms) of the last event passed (the client's, then the head read
+    # through), when known.
     last: tuple[int, int] | None = None
     if last_publish_ms is not None and cursor > 1:
         last = (cursor - 1, last_publish_ms)
@@ -130,7 +132,7 @@ async def follow_events(
                 # removed cannot be compared, and its successor is not kept either)
                 foreign = PositionElsewhere(last[0], last[1], published, head)
             if foreign is None:
-                floor, events = await read_retained_events(
+                floor, head_ms, events = await read_retained_events(
                     conn, from_seq=cursor, symbols=symbols, limit=batch, through_seq=head
                 )
                 if floor > cursor and from_floor:
@@ -145,11 +147,17 @@ async def follow_events(
         from_floor = False
         for event in events:
             yield event
-        if events:
-            last = (events[-1].seq, events[-1].created_ms)
         if len(events) == batch:
+            last = (events[-1].seq, events[-1].created_ms)
             cursor = events[-1].seq + 1
             continue
+        # Read through the head: it is the position passed, sent or not (a stream of some
+        # symbols may have sent nothing for long; retention keeps the newest event, not the
+        # last one of a symbol, whose publish time could then no longer be compared).
+        if head_ms is not None:
+            last = (head, head_ms)
+        elif events:
+            last = (events[-1].seq, events[-1].created_ms)
         cursor = max(cursor, head + 1)
         waiter = asyncio.ensure_future(watcher.wait_beyond(head, patience_s=1.0))
         stop = asyncio.ensure_future(stopping.wait())

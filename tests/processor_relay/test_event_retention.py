@@ -18,11 +18,11 @@ from processor.head_watch import HeadWatcher
 WEEK_MS = 7 * 86_400_000
 
 
-async def _append(pool: Pool, count: int) -> None:
+async def _append(pool: Pool, count: int, symbol: str = "BTC") -> None:
     async with pool.connection() as conn, conn.transaction():
         await append_events(
             conn,
-            [NewEvent("BTC", "trading.trade.BTC", "trading.v1.TradeEvent", b"x")] * count,
+            [NewEvent(symbol, f"trading.trade.{symbol}", "trading.v1.TradeEvent", b"x")] * count,
         )
 
 
@@ -131,6 +131,36 @@ async def test_a_stream_under_the_floor_is_refused_and_one_from_the_start_begins
     assert "events 3 to 5 are no longer" in str(refused.value)
     assert "the oldest kept is 6" in str(refused.value)
     assert (refused.value.head, refused.value.head_published_ms is not None) == (10, True)
+
+
+async def test_a_stream_of_a_quiet_symbol_notices_the_log_replaced_past_the_floor(
+    pool: Pool, database_url: str
+) -> None:
+    """An ETH stream sent event 1 and read through BTC's events 2-10. Retention then removes
+    1-5, so event 1's publish time can no longer be compared; the log is replaced from 8 on
+    and grows to 12 with ETH events. The stream compares the newest event it read through
+    (10, now another publish time) and is refused, instead of going on at 11 as if the new
+    log's ETH events 8-10 were BTC events it had skipped."""
+    await _append(pool, 1, symbol="ETH")
+    await _append(pool, 9)
+    stopping = asyncio.Event()
+    async with HeadWatcher(database_url) as watcher:
+        stream = follow_events(pool, watcher, from_seq=1, symbols=("ETH",), stopping=stopping)
+        first = await _next(stream)
+        await _age(pool, 8)
+        await _published(pool, 6)
+        assert await EventRetention(pool=pool, retention_ms=WEEK_MS).prune() == 5
+        async with pool.connection() as conn, conn.transaction():
+            await conn.execute("DELETE FROM events WHERE seq > 7")
+            await conn.execute("UPDATE event_head SET seq = 7")
+        await asyncio.sleep(0.01)  # the new log's events are published at later instants
+        await _append(pool, 5, symbol="ETH")
+        with pytest.raises(PositionElsewhere) as caught:
+            await _next(stream)
+        await stream.aclose()
+    assert first.seq == 1
+    assert "event 10 of this log was published" in str(caught.value)
+    assert caught.value.head == 12
 
 
 async def test_zero_keeps_every_event(pool: Pool) -> None:
