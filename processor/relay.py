@@ -241,9 +241,14 @@ class NatsRelay:
 
     async def _publish_remaining(self, js: JetStreamContext) -> None:
         """On a graceful stop, publish what the last writers appended (within a time bound);
-        anything left is published by the next start."""
+        anything left is published by the next start.
+
+        The stream's tail is looked at first, as at start: the stop may have cut the loop
+        short with a batch in the stream whose acknowledgement was lost (its message ids no
+        longer deduplicate after an outage longer than the duplicate window), or in flight."""
         try:
             async with asyncio.timeout(self._drain_timeout_s):
+                self.published_seq = max(self.published_seq, await self._recover(js))
                 while True:
                     async with self._pool.connection() as conn:
                         batch = await read_events(
@@ -262,7 +267,7 @@ class NatsRelay:
             nats.errors.Error,
             psycopg.OperationalError,
             OSError,
-            PublishRefused,
+            RelayError,  # PublishRefused, or a stream this log cannot use: the next start says
         ) as exc:
             log.warning("relay_drain_incomplete", error=repr(exc), position=self.published_seq)
         log.info("relay_stopped", position=self.published_seq)

@@ -231,46 +231,88 @@ async def _publish_then_restore(relay: NatsRelay, pool: Pool, published: list[in
         await asyncio.wait_for(relay.failure(), timeout=30)
 
 
+async def _short_duplicate_window(nats_url: str, stream: str) -> None:
+    """The stream with a duplicate window of 1 s (2 min in production), so that a retry after
+    it stands for one after a NATS outage of over two minutes."""
+    nc = await nats.connect(nats_url)
+    try:
+        await nc.jetstream().add_stream(
+            StreamConfig(name=stream, subjects=[STREAM_SUBJECTS], duplicate_window=1.0)
+        )
+    finally:
+        await nc.close()
+
+
+class _LostAck:
+    """Drops the first acknowledgement JetStream sends back."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        #: Set when it was dropped, at ``at`` (the loop's clock).
+        self.happened = asyncio.Event()
+        self.at = 0.0
+        answer = relay_module._BatchAcks.answer
+
+        def lossy(acks: Any, seq: int, data: bytes, headers: Any) -> None:
+            if not self.happened.is_set():
+                self.at = asyncio.get_running_loop().time()
+                self.happened.set()
+                return
+            answer(acks, seq, data, headers)
+
+        monkeypatch.setattr(relay_module._BatchAcks, "answer", lossy)
+
+
+def _relay(pool: Pool, nats_url: str, stream: str, watcher: HeadWatcher) -> NatsRelay:
+    return NatsRelay(
+        pool=pool,
+        nats_url=nats_url,
+        stream=stream,
+        watcher=watcher,
+        counters=ProcessorCounters(),
+        batch_size=EVENTS,
+        ack_timeout_s=1.5,
+    )
+
+
 async def test_a_batch_whose_acknowledgement_is_lost_is_not_published_twice(
     pool: Pool, database_url: str, nats_url: str, stream_name: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The first acknowledgement of a batch never arrives (lost on the way back), so the batch
-    fails after the ack timeout; the retry comes after the stream's duplicate window (1 s here;
-    a NATS outage of over two minutes in production), when message ids no longer deduplicate.
-    The relay checks the stream's tail before publishing again: every event once. It used to
-    publish the batch again, and the stream held 1-10 twice."""
-    nc = await nats.connect(nats_url)
-    try:
-        await nc.jetstream().add_stream(
-            StreamConfig(name=stream_name, subjects=[STREAM_SUBJECTS], duplicate_window=1.0)
-        )
-    finally:
-        await nc.close()
-    dropped: list[int] = []
-    answer = relay_module._BatchAcks.answer
-
-    def lossy(self: Any, seq: int, data: bytes, headers: Any) -> None:
-        if not dropped:
-            dropped.append(seq)
-            return
-        answer(self, seq, data, headers)
-
-    monkeypatch.setattr(relay_module._BatchAcks, "answer", lossy)
+    fails after the ack timeout; the retry comes after the stream's duplicate window, when
+    message ids no longer deduplicate. The relay checks the stream's tail before publishing
+    again: every event once. It used to publish the batch again, and the stream held 1-10
+    twice."""
+    await _short_duplicate_window(nats_url, stream_name)
+    lost = _LostAck(monkeypatch)
     async with (
         HeadWatcher(database_url) as watcher,
-        NatsRelay(
-            pool=pool,
-            nats_url=nats_url,
-            stream=stream_name,
-            watcher=watcher,
-            counters=ProcessorCounters(),
-            batch_size=EVENTS,
-            ack_timeout_s=1.5,
-        ) as relay,
+        _relay(pool, nats_url, stream_name, watcher) as relay,
     ):
         for _ in range(400):
             if relay.published_seq >= EVENTS:
                 break
             await asyncio.sleep(0.05)
-    assert dropped  # the fault happened
+    assert lost.happened.is_set()
+    assert await _sequences_in_stream(nats_url, stream_name) == list(range(1, EVENTS + 1))
+
+
+async def test_a_stop_after_a_lost_acknowledgement_does_not_publish_twice(
+    pool: Pool, database_url: str, nats_url: str, stream_name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As above, but the processor is stopped (SIGTERM) after the ack timeout and before the
+    loop's next turn looks at the stream's tail: the stop's drain publishes what is left, and
+    looks at the tail first. It used to publish from the recorded position, relying on message
+    ids past the duplicate window, and the stream held 1-10 twice (found by review)."""
+    await _short_duplicate_window(nats_url, stream_name)
+    lost = _LostAck(monkeypatch)
+    loop = asyncio.get_running_loop()
+    async with (
+        HeadWatcher(database_url) as watcher,
+        _relay(pool, nats_url, stream_name, watcher) as relay,
+    ):
+        await asyncio.wait_for(lost.happened.wait(), timeout=30)
+        # the ack timeout at +1.5 s, the loop's look at the tail at +2.5 s: stop in between
+        await asyncio.sleep(lost.at + 1.8 - loop.time())
+        unsure = relay.published_seq
+    assert unsure == 0  # stopped while the batch's fate was unknown
     assert await _sequences_in_stream(nats_url, stream_name) == list(range(1, EVENTS + 1))
