@@ -120,6 +120,8 @@ class LiveHub:
         self._discovered: asyncio.Queue[str] = asyncio.Queue()
         self._discovering: set[str] = set()
         self._closed = False
+        #: The instant boundaries were last closed through (None: not yet).
+        self._closed_through: int | None = None
         self.sequence = 0
         self.messages_sent = 0
 
@@ -168,9 +170,12 @@ class LiveHub:
 
     def close_boundaries(self, now_ms: int) -> None:
         """Close every loaded tracker's step boundaries up to ``now_ms``."""
+        self._closed_through = now_ms
         for tracker in tuple(self._trackers.values()):
             if tracker.rolling is not None:
-                self._deliver(tracker, tracker.rolling.close_through(now_ms, self.sequence))
+                # a snapshot ahead of the follower: its points reflect the snapshot's events
+                sequence = max(self.sequence, tracker.loaded_seq)
+                self._deliver(tracker, tracker.rolling.close_through(now_ms, sequence))
 
     async def close_boundaries_on_time(
         self, *, grace_ms: int, period_s: float, clock_ms: Callable[[], int]
@@ -178,8 +183,8 @@ class LiveHub:
         """Close boundaries ``grace_ms`` after they pass on the clock (late trades get that long
         to arrive); run until cancelled (owned by the app's TaskGroup)."""
         while True:
+            self.close_boundaries(clock_ms() - grace_ms)  # at once: states loaded start there
             await asyncio.sleep(period_s)
-            self.close_boundaries(clock_ms() - grace_ms)
 
     def _lose(self, event: EventsLost) -> None:
         """End every stream whose live state may miss a change (of the symbol, or of any symbol
@@ -226,6 +231,8 @@ class LiveHub:
             verified_until_ms=verified_until,
             verified_from_ms=verified_from,
         )
+        if self._closed_through is not None:
+            rolling.take_closed_through(self._closed_through)
         held = self.trades_held + rolling.trades_held
         if self._max_trades is not None and held > self._max_trades:
             tracker.failed = LiveCapacityExhausted(
@@ -288,7 +295,7 @@ class LiveHub:
 
     async def _attach_once(self, key: TrackerKey, subscriber: Subscriber) -> None:
         """Attach ``subscriber`` to ``key`` unless it already is (or is being) attached."""
-        if key in subscriber.attached:
+        if key in subscriber.attached or subscriber not in self._subscribers:
             return
         subscriber.attached[key] = None
         try:
@@ -296,6 +303,12 @@ class LiveHub:
         except BaseException:
             del subscriber.attached[key]
             raise
+        if subscriber not in self._subscribers:
+            # Gone while symbol discovery attached it (its stream's exit saw no tracker yet
+            # to detach): it would hold the state, and get its messages, for ever.
+            del subscriber.attached[key]
+            self._detach(tracker, subscriber)
+            return
         live = None if tracker.rolling is None else tracker.rolling.live_point()
         if live is not None:  # the current value first (a queued older one is replaced)
             seq = max(self.sequence, tracker.loaded_seq)  # the snapshot may be ahead

@@ -262,6 +262,19 @@ class RollingWindow:
         self._prune()
         return out
 
+    def take_closed_through(self, now_ms: int) -> None:
+        """Count the step boundaries up to ``now_ms`` as closed without emitting them: the
+        boundaries a state loaded now has passed are history (GetVwapSeries serves them), and
+        closing them on the next tick would send a new subscriber of a symbol idle since its
+        newest trade up to a revision horizon of points at once (3,600 per symbol for a 1 s
+        step), past its queue's bound before it could read any."""
+        if self._last_boundary is None:
+            return  # no trade yet: closed points start after the first
+        latest = now_ms - now_ms % self.step_ms
+        if latest > self._last_boundary:
+            self._last_boundary = latest
+            self._prune()
+
     def _revise(
         self, old: Trade | None, new: Trade | None, reason: str, sequence: int
     ) -> list[Message]:

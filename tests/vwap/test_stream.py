@@ -382,6 +382,97 @@ async def test_an_idle_symbol_gets_its_closed_point_on_the_clock(
     assert _sums(closed) == (Decimal(200), Decimal(2), 1)
 
 
+async def test_a_new_stream_of_an_idle_symbol_starts_its_closed_points_now(
+    start_vwap: VwapStarter, processor: FakeProcessor
+) -> None:
+    """A symbol last traded two hours ago, streamed with a 1 s step: the closed points start
+    at the boundaries passing after the subscription, not at the newest trade (the first clock
+    tick used to close a revision horizon of them at once, 3,600 per symbol, which cut a
+    subscriber of a few idle symbols off as a slow reader before it could read any)."""
+    step = 1_000
+    idle_since = wall_clock_ms() - 2 * 3_600_000
+    await processor.trade(Trade("BTC", 1, idle_since, Decimal("100"), Decimal("2")))
+    request = vwap_pb2.StreamVwapRequest(
+        symbols=["BTC"], window=duration_from_ms(WINDOW), step=duration_from_ms(step)
+    )
+    async with start_vwap(close_on_clock=True, close_grace_ms=100) as (_, stub):
+        subscribed = wall_clock_ms()
+        call = stub.StreamVwap(request)
+        first = await asyncio.wait_for(call.read(), timeout=10)
+        closed: list[int] = []
+        while len(closed) < 2:
+            msg = await asyncio.wait_for(call.read(), timeout=10)
+            assert msg.HasField("update")
+            assert msg.update.closed
+            closed.append(ms_from_timestamp(msg.update.point.end_time, field="end"))
+        call.cancel()
+    assert not first.update.closed
+    assert _sums(first.update.point) == (Decimal(200), Decimal(2), 1)
+    assert closed[0] > subscribed - 2 * step  # not from the idle hours
+    assert closed[1] == closed[0] + step
+
+
+async def test_an_all_symbols_stream_leaving_while_a_new_symbol_loads_keeps_no_state(
+    start_vwap: VwapStarter, processor: FakeProcessor, store_url: str
+) -> None:
+    """An all-symbols stream leaves while the symbol discovery loads the state of a symbol
+    first traded after it subscribed (the trades table locked meanwhile): once the load ends,
+    no state is kept (it used to stay attached to the stream gone, for ever, applying every
+    event and holding its trades against VWAP_LIVE_MAX_TRADES)."""
+    await processor.trade(_t(1, 1_000, "100"))
+    request = vwap_pb2.StreamVwapRequest(
+        window=duration_from_ms(WINDOW), step=duration_from_ms(STEP)
+    )
+    async with start_vwap() as (running, stub):
+        hub = running.hub
+        call = stub.StreamVwap(request)
+        await _until_loaded(running)
+        eth = Trade("ETH", 1, BASE + 1_000, Decimal("10"), Decimal("1"))
+        event = await processor.trade(eth, release=False)
+        locker = await psycopg.AsyncConnection.connect(store_url)
+        async with locker, locker.transaction():
+            await locker.execute("LOCK TABLE trades IN ACCESS EXCLUSIVE MODE")
+            await processor.release([event])
+            await _until(lambda: hub.attachment_count == 2, "ETH being attached")
+            call.cancel()
+            await _until(lambda: hub.attachment_count == 1, "BTC detached")
+        await _until(lambda: hub.tracker_count == 0, "no state kept")
+        assert not hub.is_loaded("ETH", window_ms=WINDOW, step_ms=STEP)
+
+
+async def test_closed_points_of_a_snapshot_ahead_of_the_follower_keep_sequences_increasing(
+    start_vwap: VwapStarter, processor: FakeProcessor
+) -> None:
+    """A stream's state is read from the store while an event is committed but not yet
+    followed: its first point reflects that event, and the closed points the clock makes next
+    carry at least its sequence (they used to carry the follower's older position: sequences
+    went back, and a client dropping repeated sequences dropped real closed points)."""
+    step = 1_000
+    now = wall_clock_ms()
+    await processor.trade(Trade("BTC", 1, now - 500, Decimal("100"), Decimal("1")))
+    request = vwap_pb2.StreamVwapRequest(
+        symbols=["BTC"], window=duration_from_ms(WINDOW), step=duration_from_ms(step)
+    )
+    async with start_vwap(close_on_clock=True, close_grace_ms=100) as (running, stub):
+        await _until(lambda: running.hub.sequence == 1, "the first event followed")
+        ahead = await processor.trade(
+            Trade("BTC", 2, now, Decimal("300"), Decimal("1")), release=False
+        )
+        call = stub.StreamVwap(request)
+        first = (await asyncio.wait_for(call.read(), timeout=10)).update
+        closed = None
+        while closed is None:
+            msg = await asyncio.wait_for(call.read(), timeout=10)
+            if msg.HasField("update") and msg.update.closed:
+                closed = msg.update
+        call.cancel()
+        await processor.release([ahead])
+    assert (first.closed, first.sequence) == (False, ahead.sequence)
+    assert _sums(first.point) == (Decimal(400), Decimal(2), 2)
+    assert closed.sequence >= ahead.sequence
+    assert _sums(closed.point) == (Decimal(400), Decimal(2), 2)
+
+
 async def test_a_stuck_subscriber_does_not_hold_back_the_others(
     start_vwap: VwapStarter, processor: FakeProcessor
 ) -> None:
