@@ -37,7 +37,8 @@ SETTINGS = (
     Setting(
         "VWAP_REVISION_HORIZON",
         "1h",
-        "How long emitted closed StreamVwap points stay open to revisions",
+        "How long emitted closed StreamVwap points stay open to revisions (a correction of an"
+        " older one ends its streams UNAVAILABLE: read past points with GetVwapSeries)",
     ),
     Setting(
         "VWAP_CLOSE_ON_CLOCK",

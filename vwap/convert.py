@@ -7,7 +7,7 @@ from trading.v1 import trade_pb2, vwap_pb2
 from tradekit.money import canonical_text, vwap_quotient
 from tradekit.wire import timestamp_from_ms, trade_to_proto
 from vwap.points import VwapPoint
-from vwap.rolling import Message, Revision, Update
+from vwap.rolling import Revision, Streamed, Update
 from vwap.storage import StoredTrade, SymbolSummary
 
 _SOURCES = {"ws": trade_pb2.TRADE_SOURCE_WEBSOCKET, "rest": trade_pb2.TRADE_SOURCE_REST}
@@ -42,7 +42,7 @@ def point_to_proto(point: VwapPoint) -> vwap_pb2.VwapPoint:
     return msg
 
 
-def message_to_proto(message: Message) -> vwap_pb2.StreamVwapResponse:
+def message_to_proto(message: Streamed) -> vwap_pb2.StreamVwapResponse:
     """A live update, revision or verification as a StreamVwap response."""
     if isinstance(message, Update):
         return vwap_pb2.StreamVwapResponse(

@@ -32,7 +32,7 @@ from vwap.convert import message_to_proto
 from vwap.errors import LiveCapacityExhausted, LiveStateUnavailable
 from vwap.events import DomainEvent, EventsLost, TradeArrived, TradeCorrected, WindowVerified
 from vwap.outbox import Outlet
-from vwap.rolling import Message, RollingWindow, Update
+from vwap.rolling import Message, RevisionsLost, RollingWindow, Update
 from vwap.storage import VwapStore
 
 log = event_logger("vwap.live")
@@ -194,16 +194,24 @@ class LiveHub:
         else:
             trackers = tuple(self._by_symbol.get(event.symbol, ()))
         for tracker in trackers:
-            self._forget(tracker)
-            for subscriber in tracker.subscribers:
-                if subscriber.lost is None:
-                    subscriber.lost = event.reason
-                    subscriber.offer(None)
+            self._end(tracker, event.reason)
         log.error("live_state_dropped", trackers=len(trackers), reason=event.reason)
+
+    def _end(self, tracker: Tracker, reason: str) -> None:
+        """Drop ``tracker`` and end its streams: their state may miss a change."""
+        self._forget(tracker)
+        for subscriber in tracker.subscribers:
+            if subscriber.lost is None:
+                subscriber.lost = reason
+                subscriber.offer(None)
 
     def _deliver(self, tracker: Tracker, messages: Sequence[Message]) -> None:
         subscribers = tracker.subscribers
         for message in messages:
+            if isinstance(message, RevisionsLost):
+                self._end(tracker, message.reason)
+                log.warning("live_state_dropped", trackers=1, reason=message.reason)
+                return
             data = message_to_proto(message).SerializeToString()
             live = isinstance(message, Update) and not message.closed
             key = tracker.key if live else None

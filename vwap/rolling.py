@@ -11,6 +11,8 @@ Fed trades and corrections in event order, it emits:
 - a :class:`Verified` when a verified window grows the symbol's verified range: every closed
   point whose window lies in it is final (one message per event, however many points it
   covers, so a watermark jumping over an hour of one-second points is not a burst).
+- :class:`RevisionsLost` instead of revisions when a change touches closed points emitted
+  before the revision horizon, no longer kept (its streams are then ended).
 """
 
 from __future__ import annotations
@@ -55,7 +57,19 @@ class Verified:
     sequence: int
 
 
-Message = Update | Revision | Verified
+@dataclass(frozen=True, slots=True)
+class RevisionsLost:
+    """A change touched closed points emitted before the revision horizon, which are no longer
+    kept: they cannot be revised, so their subscribers are ended to read them afresh (a later
+    :class:`Verified` would otherwise declare final the values they hold)."""
+
+    reason: str
+    sequence: int
+
+
+#: What subscribers receive.
+Streamed = Update | Revision | Verified
+Message = Streamed | RevisionsLost
 
 
 def _contrib(trade: Trade | None, start_ms: int, end_ms: int) -> Sums:
@@ -92,6 +106,10 @@ class RollingWindow:
         self.end_ms: int | None = None
         #: Emitted closed points still open to revision: end_ms -> sums.
         self.closed: dict[int, Sums] = {}
+        #: The first closed point emitted, and the newest one no longer kept (past the
+        #: revision horizon): a change between them may touch points that cannot be revised.
+        self._first_closed: int | None = None
+        self._forgotten_through: int | None = None
         self._last_boundary: int | None = None
         for trade in sorted(trades, key=lambda t: t.sort_key):
             self._insert(trade)
@@ -208,6 +226,7 @@ class RollingWindow:
             oldest = self._last_boundary - self.retention_ms
             for end_ms in [e for e in self.closed if e <= oldest]:
                 del self.closed[end_ms]
+                self._forgotten_through = max(end_ms, self._forgotten_through or end_ms)
 
     def _advance(self, newest_ts: int, sequence: int) -> list[Message]:
         """Close the boundaries up to ``newest_ts`` and move the live end past it."""
@@ -217,9 +236,7 @@ class RollingWindow:
         if self._last_boundary is not None:
             first = self._first_to_close(latest)
         for boundary in range(first, newest_ts + 1, self.step_ms):
-            sums = self._range_sums(boundary - self.window_ms, boundary)
-            self.closed[boundary] = sums
-            out.append(Update(self._point(boundary, sums), True, sequence))
+            out.append(self._close(boundary, sequence))
         # The clock may have closed boundaries past this trade already (a late trade on an
         # idle symbol): the last closed boundary never moves back, or they would close again.
         if self._last_boundary is None or latest > self._last_boundary:
@@ -236,6 +253,13 @@ class RollingWindow:
             )
         self.end_ms = new_end
         return out
+
+    def _close(self, boundary: int, sequence: int) -> Update:
+        sums = self._range_sums(boundary - self.window_ms, boundary)
+        self.closed[boundary] = sums
+        if self._first_closed is None:
+            self._first_closed = boundary
+        return Update(self._point(boundary, sums), True, sequence)
 
     def _first_to_close(self, latest: int) -> int:
         """The first boundary still to close when ``latest`` is the newest: the one after the
@@ -255,9 +279,7 @@ class RollingWindow:
         first = self._first_to_close(latest)
         out: list[Message] = []
         for boundary in range(first, latest + 1, self.step_ms):
-            sums = self._range_sums(boundary - self.window_ms, boundary)
-            self.closed[boundary] = sums
-            out.append(Update(self._point(boundary, sums), True, sequence))
+            out.append(self._close(boundary, sequence))
         self._last_boundary = max(self._last_boundary, latest)
         self._prune()
         return out
@@ -275,9 +297,24 @@ class RollingWindow:
             self._last_boundary = latest
             self._prune()
 
+    def _touches_forgotten(self, trade: Trade | None) -> bool:
+        """Whether ``trade``'s time may lie in an emitted closed point no longer kept."""
+        if trade is None or self._first_closed is None or self._forgotten_through is None:
+            return False
+        return self._first_closed - self.window_ms <= trade.ts_ms < self._forgotten_through
+
     def _revise(
         self, old: Trade | None, new: Trade | None, reason: str, sequence: int
     ) -> list[Message]:
+        if self._touches_forgotten(old) or self._touches_forgotten(new):
+            return [
+                RevisionsLost(
+                    f"{reason} changed closed points sent more than the revision horizon"
+                    " (VWAP_REVISION_HORIZON) ago, which can no longer be revised on the stream;"
+                    " read past points with GetVwapSeries",
+                    sequence,
+                )
+            ]
         out: list[Message] = []
         for end_ms in sorted(self.closed):
             start_ms = end_ms - self.window_ms

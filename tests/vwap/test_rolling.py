@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from tradekit.domain import Trade
 from vwap.points import Sums
-from vwap.rolling import Revision, RollingWindow, Update, Verified
+from vwap.rolling import Revision, RevisionsLost, RollingWindow, Update, Verified
 
 
 def _brute(trades: dict[int, Trade], start: int, end: int) -> Sums:
@@ -202,6 +202,39 @@ def test_correction_revises_each_affected_closed_point_once() -> None:
         (20, Decimal("10"), Decimal("12")),
     ]
     assert revisions[0].reason == "correction 17: updated BTC trade 1"
+
+
+def test_a_change_to_a_point_past_the_revision_horizon_says_it_cannot_be_revised() -> None:
+    """Closed points [0, 10) and [5, 15) were sent, then the market went on past the revision
+    horizon (100 ms), so they are no longer kept. A correction of a trade inside them, and a
+    late trade there, cannot be revised: the state says so (its streams are ended) instead of
+    saying nothing, which left a later Verified declaring the stale values final (found by
+    review). A correction inside the points still kept is revised as before."""
+    t1 = Trade("BTC", 1, 7, Decimal("10"), Decimal("1"))
+    rolling = RollingWindow("BTC", window_ms=10, step_ms=5, retention_ms=100)
+    rolling.on_trade(t1, 1)
+    out = rolling.on_trade(Trade("BTC", 2, 15, Decimal("11"), Decimal("1")), 2)
+    assert [m.point.end_ms for m in out if isinstance(m, Update) and m.closed] == [10, 15]
+    recent = Trade("BTC", 3, 190, Decimal("12"), Decimal("1"))
+    rolling.on_trade(recent, 3)
+    rolling.on_trade(Trade("BTC", 5, 200, Decimal("12"), Decimal("1")), 3)
+    assert 10 not in rolling.closed  # past the horizon
+    fixed = Trade("BTC", 1, 7, Decimal("5"), Decimal("1"))
+    lost = rolling.on_correction(t1, fixed, correction_id=9, kind="updated", sequence=4)
+    late = rolling.on_trade(Trade("BTC", 4, 3, Decimal("1"), Decimal("1")), 5)
+    kept = rolling.on_correction(
+        recent,
+        Trade("BTC", 3, 190, Decimal("13"), Decimal("1")),
+        correction_id=10,
+        kind="updated",
+        sequence=6,
+    )
+    assert [type(m) for m in lost] == [RevisionsLost]
+    assert lost[0].reason.startswith("correction 9: updated BTC trade 1 changed closed points")
+    assert "VWAP_REVISION_HORIZON" in lost[0].reason
+    assert [type(m) for m in late][:1] == [RevisionsLost]
+    assert not any(isinstance(m, RevisionsLost) for m in kept)
+    assert any(isinstance(m, Revision) for m in kept)
 
 
 def test_points_are_verified_only_up_to_the_watermark() -> None:

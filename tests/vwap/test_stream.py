@@ -473,6 +473,30 @@ async def test_closed_points_of_a_snapshot_ahead_of_the_follower_keep_sequences_
     assert _sums(closed.point) == (Decimal(400), Decimal(2), 2)
 
 
+async def test_a_correction_past_the_revision_horizon_ends_the_stream_with_the_reason(
+    start_vwap: VwapStarter, processor: FakeProcessor
+) -> None:
+    """Closed points were sent for trade 1's time, then trading went on past the revision
+    horizon (30 s here): a correction of trade 1 can no longer be revised on the stream, so
+    the stream ends UNAVAILABLE saying why and what to do (it used to go on without a
+    revision, and a later VwapVerified declared the stale points final)."""
+    await processor.trade(_t(1, 1_000, "100"))
+    async with start_vwap(revision_horizon_ms=30_000) as (running, stub):
+        call = stub.StreamVwap(_btc_request())
+        await _until_loaded(running)
+        await processor.trade(_t(2, 15_000, "101"))
+        recent = await processor.trade(_t(3, 120_000, "102"))
+        await _read_until(call, recent.sequence)
+        await processor.correct("updated", _t(1, 1_000, "100"), _t(1, 1_000, "90"))
+        ended = await _status_at_end(call)
+        await _until(lambda: running.hub.tracker_count == 0, "the state dropped")
+    assert ended.code() == grpc.StatusCode.UNAVAILABLE
+    details = ended.details() or ""
+    assert "correction" in details
+    assert "VWAP_REVISION_HORIZON" in details
+    assert "GetVwapSeries" in details
+
+
 async def test_a_stuck_subscriber_does_not_hold_back_the_others(
     start_vwap: VwapStarter, processor: FakeProcessor
 ) -> None:

@@ -115,8 +115,10 @@ class VwapServiceServicer:
         too when a (symbol, window, step) not streamed yet would take the trades the live states
         hold in memory past the service's VWAP_LIVE_MAX_TRADES (the message says so: use a window
         and step already streamed, or a shorter window); UNAVAILABLE when the service could not
-        apply a processor event of a followed symbol
-        (the live state may miss a change: subscribe again, to state read afresh).
+        apply a processor event of a followed symbol, or when a correction changed closed points
+        sent longer ago than VWAP_REVISION_HORIZON (1 h), which can no longer be revised (the
+        live state may miss a change: subscribe again, to state read afresh, and read past points
+        with GetVwapSeries).
 
         Conflation: a live update (closed = false) not yet sent to this subscriber is replaced by a
         newer live update of the same symbol and step, which moves to the back of the
