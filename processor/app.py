@@ -16,7 +16,9 @@ from processor.db import Pool, open_pool
 from processor.event_retention import EventRetention
 from processor.head_watch import HeadWatcher
 from processor.ingest.config import IngestConfig
+from processor.ingest.feed import wall_clock_ms
 from processor.ingest.service import IngestService
+from processor.provider_clock import ProviderClock
 from processor.reconcile.config import ReconcileConfig
 from processor.reconcile.scheduler import Reconciler
 from processor.relay_process import RelayProcess
@@ -101,6 +103,8 @@ async def run_processor(config: ProcessorConfig) -> AsyncIterator[RunningProcess
         retention = await stack.enter_async_context(
             EventRetention(pool=pool, retention_ms=config.event_log_retention_ms, counters=counters)
         )
+        # What has settled is judged on the provider's clock as the feed shows it.
+        provider_clock = ProviderClock(wall_clock_ms)
         reconciler = await stack.enter_async_context(
             Reconciler(
                 pool=pool,
@@ -109,6 +113,7 @@ async def run_processor(config: ProcessorConfig) -> AsyncIterator[RunningProcess
                 counters=counters,
                 config=reconcile_config(config),
                 storage_mode_timescale=mode is StorageMode.TIMESCALE,
+                clock=provider_clock.now_ms,
             )
         )
         await stack.enter_async_context(
@@ -118,6 +123,7 @@ async def run_processor(config: ProcessorConfig) -> AsyncIterator[RunningProcess
                 symbols=config.symbols,
                 counters=counters,
                 config=ingest_config(config, timescale=mode is StorageMode.TIMESCALE),
+                provider_clock=provider_clock,
             )
         )
         servicer: ProcessorServicer | None = None

@@ -67,7 +67,10 @@ SETTINGS = (
     Setting("RECONCILE_INTERVAL", "5s", "How often reconciliation plans new windows."),
     Setting("RECONCILE_WINDOW", "1m", "Length of one reconciliation window."),
     Setting(
-        "SETTLE_DELAY", "10s", "Reconcile only up to now minus this (longer than the REST lag)."
+        "SETTLE_DELAY",
+        "10s",
+        "Reconcile only up to now minus this (longer than the REST lag); now is the provider's"
+        " clock as the feed's trade times show it, when behind this machine's.",
     ),
     Setting("RECONCILE_CONCURRENCY", "4", "Windows fetched from the proxy at once."),
     *KEEPALIVE_SETTINGS,

@@ -25,6 +25,7 @@ from processor.ingest.dedup import RecentIds
 from processor.ingest.gaps import GapTracker
 from processor.ingest.records import Quarantined, Received, Record
 from processor.ingest.validation import Rejection, parse_frame, quarantine_text
+from processor.provider_clock import ProviderClock
 from processor.stats import ProcessorCounters
 from tradekit.logs import event_logger
 from tradekit.tasks import cancel_and_wait
@@ -72,8 +73,11 @@ class Feed:
         counters: ProcessorCounters,
         clock_ms: Clock = wall_clock_ms,
         rng: random.Random | None = None,
+        provider_clock: ProviderClock | None = None,
     ) -> None:
         self._url = stream_url(url, symbols)
+        #: Told each new trade's time and arrival, to estimate the provider's clock.
+        self._provider_clock = provider_clock
         self._symbols = symbols
         self._config = config
         self._sink = sink
@@ -180,6 +184,8 @@ class Feed:
                 log.info("feed_gap_closed", start_ms=gap.start_ms, end_ms=gap.end_ms)
                 await sink(gap)
             if self._dedup.add(result.symbol, result.trade_id):
+                if self._provider_clock is not None:
+                    self._provider_clock.observe(result.ts_ms, now)
                 await sink(Received(result, now))
             else:
                 counters.duplicates_dropped += 1

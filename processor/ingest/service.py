@@ -23,6 +23,7 @@ from processor.ingest.feed import Clock, Feed, wall_clock_ms
 from processor.ingest.gaps import GapTracker
 from processor.ingest.lanes import WriterLanes
 from processor.ingest.storage import newest_trade_ids, newest_ws_trade_ms
+from processor.provider_clock import ProviderClock
 from processor.stats import ProcessorCounters
 from tradekit.domain import check_symbol
 from tradekit.logs import event_logger
@@ -45,6 +46,7 @@ class IngestService:
         config: IngestConfig | None = None,
         clock_ms: Clock = wall_clock_ms,
         rng: random.Random | None = None,
+        provider_clock: ProviderClock | None = None,
     ) -> None:
         self._pool = pool
         self._symbols = frozenset(check_symbol(s) for s in symbols)
@@ -75,6 +77,7 @@ class IngestService:
             counters=counters,
             clock_ms=clock_ms,
             rng=rng,
+            provider_clock=provider_clock,
         )
         self._group: asyncio.TaskGroup | None = None
         self._feed_task: asyncio.Task[None] | None = None

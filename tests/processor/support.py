@@ -19,6 +19,7 @@ from processor.config import ProcessorConfig
 from proxy.app import run_proxy
 from proxy.config import load_config as load_proxy_config
 from simulator.app import RunningSimulator, run_simulator
+from simulator.clock import Clock, wall_clock_ms
 from simulator.config import SimConfig
 from simulator.profiles import PROFILES
 from tradekit.config import Env
@@ -42,8 +43,11 @@ class Provider:
 
 
 @contextlib.asynccontextmanager
-async def hostile_provider(*, seed: int, rate: float = 15.0) -> AsyncIterator[Provider]:
-    """The simulator with the hostile WebSocket profile and fast but failing REST, plus proxy."""
+async def hostile_provider(
+    *, seed: int, rate: float = 15.0, clock: Clock = wall_clock_ms
+) -> AsyncIterator[Provider]:
+    """The simulator with the hostile WebSocket profile and fast but failing REST, plus proxy;
+    ``clock`` is the provider's (its trade times, what REST has published)."""
     rest = dataclasses.replace(
         PROFILES["hostile"].rest,
         latency_median_ms=15.0,
@@ -62,7 +66,7 @@ async def hostile_provider(*, seed: int, rate: float = 15.0) -> AsyncIterator[Pr
         rest_faults=rest,
         tape=dataclasses.replace(SimConfig().tape, rate=rate),
     )
-    async with run_simulator(sim_config) as sim:
+    async with run_simulator(sim_config, clock=clock) as sim:
         proxy_config = load_proxy_config(
             {
                 "PROXY_PORT": "0",
