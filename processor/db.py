@@ -7,6 +7,8 @@ from typing import Any, TypeAlias
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
+from tradekit.pools import RECONNECT_TIMEOUT_S
+
 Row: TypeAlias = tuple[Any, ...]
 Connection: TypeAlias = psycopg.AsyncConnection[Row]
 Pool: TypeAlias = AsyncConnectionPool[Connection]
@@ -24,6 +26,7 @@ def open_pool(conninfo: str, *, min_size: int = 2, max_size: int = 10) -> Pool:
         max_size=max_size,
         open=False,
         name="processor",
+        reconnect_timeout=RECONNECT_TIMEOUT_S,
         configure=_configure,
         # a connection the server cut while it sat in the pool (a restart) is replaced when
         # borrowed, not handed to work that would fail on it

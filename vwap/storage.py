@@ -26,6 +26,7 @@ from psycopg import IsolationLevel
 from psycopg_pool import AsyncConnectionPool
 
 from tradekit.domain import Trade
+from tradekit.pools import RECONNECT_TIMEOUT_S
 from vwap.errors import DeadlinePassed
 from vwap.points import Sums
 from vwap.ranges import Level, Piece
@@ -55,6 +56,7 @@ def open_pool(conninfo: str, *, min_size: int = 2, max_size: int = 20) -> Pool:
         timeout=CONNECTION_WAIT_S,
         open=False,
         name="vwap",
+        reconnect_timeout=RECONNECT_TIMEOUT_S,
         kwargs={"autocommit": True},
         configure=_configure,
         # a connection the server cut while it sat in the pool (a restart) is replaced when

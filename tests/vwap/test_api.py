@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import threading
 from decimal import Decimal
@@ -319,6 +320,34 @@ async def test_a_database_outage_is_unavailable_within_seconds(
     assert refused == {(grpc.StatusCode.UNAVAILABLE, "the trade store is unavailable, retry")}
     assert [s.symbol for s in listing.symbols] == ["BTC"]
     assert (health_away, health_back) == (NOT_SERVING, SERVING)
+
+
+async def test_the_store_is_used_again_within_seconds_after_a_long_outage(
+    start_vwap: VwapStarter, store_url: str
+) -> None:
+    """The database away for 20 s while calls fail on it: once it is back, ListSymbols
+    answers within seconds. (The pool's attempts to replace its lost connections used to wait
+    1, 2, 4, 8, 16 s... apart, so it came back about 11 s after the database here, up to a
+    minute after a longer outage, while health already said SERVING.)"""
+    await _seed(store_url, [Trade("BTC", 1, BASE + 10, Decimal(2), Decimal(3))])
+    loop = asyncio.get_running_loop()
+    async with start_vwap() as (_, stub):
+        async with database_away(store_url):
+            away_until = loop.time() + 20
+            while loop.time() < away_until:
+                with contextlib.suppress(grpc.aio.AioRpcError):
+                    await stub.ListSymbols(vwap_pb2.ListSymbolsRequest(), timeout=20)
+                await asyncio.sleep(0.5)
+        back = loop.time()
+        while True:
+            try:
+                listing = await stub.ListSymbols(vwap_pb2.ListSymbolsRequest(), timeout=20)
+                break
+            except grpc.aio.AioRpcError:
+                await asyncio.sleep(0.2)
+        answered_after_s = loop.time() - back
+    assert [s.symbol for s in listing.symbols] == ["BTC"]
+    assert answered_after_s < 8, answered_after_s
 
 
 def _ts(ms: int) -> Timestamp:
