@@ -17,6 +17,7 @@ from processor.head_watch import HeadWatcher
 from processor.reconcile.errors import (
     ProviderUnknownSymbol,
     ProxyContractBroken,
+    RangeBeforeEpoch,
     RangeNotSettled,
     RangeTooLarge,
     ReconcileError,
@@ -198,7 +199,7 @@ class ProcessorServicer(processor_pb2_grpc.ProcessorServiceServicer):
             )
         except ProxyContractBroken as exc:
             await context.abort(grpc.StatusCode.INTERNAL, str(exc))
-        except (RangeNotSettled, RangeTooLarge, WindowRejected) as exc:
+        except (RangeBeforeEpoch, RangeNotSettled, RangeTooLarge, WindowRejected) as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         except ReconcileError as exc:
             await context.abort(grpc.StatusCode.UNAVAILABLE, f"{exc}; retry the backfill")

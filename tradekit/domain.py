@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from tradekit.money import exact_product
+from tradekit.timetext import iso_ms
 
 SYMBOL_PATTERN = re.compile(r"[A-Z0-9]{1,20}")
 #: Trade ids are 0 .. 2**63 - 1 (PostgreSQL bigint, protobuf int64).
@@ -73,6 +74,10 @@ class TimeWindow:
             raise DomainError(
                 f"end_time must be after start_time, got start={self.start_ms} end={self.end_ms}"
             )
+
+    def __str__(self) -> str:
+        """``[start, end)`` in UTC ISO-8601 (what messages to users name)."""
+        return f"[{iso_ms(self.start_ms)}, {iso_ms(self.end_ms)})"
 
     @property
     def length_ms(self) -> int:

@@ -16,7 +16,12 @@ from processor.db import Pool
 from processor.reconcile import storage
 from processor.reconcile.apply import verify_window
 from processor.reconcile.config import ReconcileConfig
-from processor.reconcile.errors import RangeNotSettled, RangeTooLarge, WindowFetchFailed
+from processor.reconcile.errors import (
+    RangeBeforeEpoch,
+    RangeNotSettled,
+    RangeTooLarge,
+    WindowFetchFailed,
+)
 from processor.reconcile.planner import split_aligned
 from processor.reconcile.proxy_client import ProxyClient
 from processor.stats import ProcessorCounters
@@ -91,7 +96,7 @@ async def backfill(
     """Verify every window of ``window`` for ``symbol``, widened to whole reconciliation
     windows (the ledger's: never two overlapping), yielding progress after each.
 
-    Raises RangeNotSettled or RangeTooLarge before any work.
+    Raises RangeBeforeEpoch, RangeNotSettled or RangeTooLarge before any work.
     """
     settled = now_ms - config.settle_ms
     width = config.window_ms
@@ -99,6 +104,8 @@ async def backfill(
     if end > settled:
         raise RangeNotSettled(end, settled)
     total = check_window_count(start, end, config)
+    if window.start_ms < 0:
+        raise RangeBeforeEpoch
     for done, part in enumerate(split_aligned(start, end, width), start=1):
         rest = await _fetch(client, symbol, part, config.backfill_attempts)
         if done == 1:

@@ -43,6 +43,16 @@ class RangeTooLarge(ReconcileError):
     """A backfill or coverage request covers more windows than the configured maximum."""
 
 
+class RangeBeforeEpoch(ReconcileError):
+    """A backfill starts before 1970: the provider's REST API lists no trades before it."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "start_time must not be before 1970-01-01T00:00:00Z: the provider's REST API lists"
+            " trades from then on"
+        )
+
+
 class UnknownSymbolRow(ReconcileError):
     """No ``symbols`` row exists for the symbol (the reconciler has not started it yet)."""
 

@@ -153,6 +153,22 @@ async def test_coverage_and_backfill_need_both_times(stack: Stack) -> None:
         assert f"{field} is required" in str(caught.value.details())
 
 
+async def test_a_backfill_before_1970_is_refused_saying_why(stack: Stack) -> None:
+    """A backfill starting before the epoch is INVALID_ARGUMENT naming start_time (it was the
+    proxy's refusal passed on, with an internal repr of the window and its status name)."""
+    request = processor_pb2.BackfillRequest(
+        symbol="BTC", start_time=timestamp_from_ms(-120_000), end_time=timestamp_from_ms(60_000)
+    )
+    async with grpc.aio.insecure_channel(stack.processor.address) as channel:
+        stub = processor_pb2_grpc.ProcessorServiceStub(channel)
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await stub.Backfill(request).read()
+    details = str(caught.value.details())
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert details.startswith("start_time must not be before 1970-01-01T00:00:00Z")
+    assert "TimeWindow" not in details
+
+
 async def test_coverage_of_more_windows_than_one_answer_holds_is_refused(stack: Stack) -> None:
     """A year of coverage (hundreds of thousands of ledger windows, an answer over gRPC's 4 MB
     limit) is INVALID_ARGUMENT saying to split the range; an hour is answered."""
