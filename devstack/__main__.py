@@ -80,7 +80,7 @@ def _print_banner(stack: Stack, out: TextIO) -> None:
     for name, address in stack.addresses.items():
         print(f"  {name:<10} {address}", file=out)
     print(f"  logs       {stack.log_dir}/<name>.log", file=out)
-    print("\ntry (grpcurl is in .venv/bin: export PATH=\"$PWD/.venv/bin:$PATH\"):", file=out)
+    print('\ntry (grpcurl is in .venv/bin: export PATH="$PWD/.venv/bin:$PATH"):', file=out)
     for command in grpcurl_commands(stack.addresses):
         print(f"  {command}", file=out)
     print("\nCtrl-C stops the stack.\n", file=out, flush=True)

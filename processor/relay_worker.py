@@ -14,7 +14,9 @@ starting (waiting for the relay lock or for NATS) ends it at once.
 
 Only one relay publishes an event log at a time: it holds a session advisory lock for its
 lifetime (released by PostgreSQL when its connection dies), so a restarted processor's relay
-waits for a previous one that is still draining.
+waits for a previous one that is still draining. A worker whose lock connection is gone (a
+database restart, a terminated session) stops publishing, without a drain, and exits; the
+next worker takes the lock again.
 """
 
 from __future__ import annotations
@@ -48,6 +50,8 @@ REPORT_INTERVAL_S = 0.05
 STOP_BOUND_S = 15.0
 STOP_HUNG_STATUS = 3
 RELAY_LOCK_SQL = "SELECT pg_advisory_lock(hashtextextended('event-relay', 0))"
+#: How often the worker checks the connection holding the relay lock is still there.
+LOCK_CHECK_S = 1.0
 _PR_SET_PDEATHSIG = 1
 _T = TypeVar("_T")
 
@@ -138,19 +142,45 @@ class _StopRequests:
         return None if task.cancelled() else task.result()
 
 
-async def _until_stopped_or_failed(relay: NatsRelay, stop: _StopRequests) -> None:
+class RelayLockLost(Exception):
+    """The connection holding the relay lock is gone, and the lock with it: another relay may
+    hold it now, so this one must not publish on (not even its drain)."""
+
+
+async def _lock_lost(lock_conn: psycopg.AsyncConnection[Any]) -> None:
+    """Raise RelayLockLost once the connection holding the relay lock is gone (a database
+    restart, a terminated session); run until then."""
+    while True:
+        await asyncio.sleep(LOCK_CHECK_S)
+        try:
+            await lock_conn.execute("SELECT 1")
+        except psycopg.Error as exc:
+            raise RelayLockLost(
+                "the connection holding the relay lock was lost"
+                f" ({' '.join(str(exc).split()) or type(exc).__name__}): restarting to take it"
+                " again"
+            ) from exc
+
+
+async def _until_stopped_or_failed(
+    relay: NatsRelay, stop: _StopRequests, lock_conn: psycopg.AsyncConnection[Any]
+) -> None:
     """Wait for a stop request or the relay's failure (logged; leaving the relay's block
-    raises it)."""
+    raises it); raise RelayLockLost when the relay lock is lost."""
     stopped = asyncio.create_task(stop.wait(), name="relay-stop")
     failure = asyncio.create_task(relay.failure(), name="relay-failure")
+    lock = asyncio.create_task(_lock_lost(lock_conn), name="relay-lock")
     try:
-        done, _ = await asyncio.wait({stopped, failure}, return_when=asyncio.FIRST_COMPLETED)
+        done, _ = await asyncio.wait({stopped, failure, lock}, return_when=asyncio.FIRST_COMPLETED)
     finally:
-        for task in (stopped, failure):
+        for task in (stopped, failure, lock):
             if not task.done():
                 await cancel_and_wait(task)
     if failure in done:
         log.error("relay_failed", error=repr(failure.exception()))
+    elif lock in done:
+        log.error("relay_lock_lost", error=str(lock.exception()))
+        lock.result()  # raises: the relay's block is left without a drain
 
 
 async def _report(relay: NatsRelay) -> None:
@@ -164,9 +194,10 @@ async def _report(relay: NatsRelay) -> None:
 
 async def _start(
     config: ProcessorConfig, stack: contextlib.AsyncExitStack, counters: ProcessorCounters
-) -> NatsRelay:
+) -> tuple[NatsRelay, psycopg.AsyncConnection[Any]]:
     """Take the relay lock (waiting for a relay still draining), connect to NATS (waiting as
-    long as it is unreachable) and recover the relay's position; ``stack`` releases it all."""
+    long as it is unreachable) and recover the relay's position; the relay and the connection
+    holding the lock; ``stack`` releases it all."""
     lock_conn = await stack.enter_async_context(
         await psycopg.AsyncConnection.connect(config.database_url, autocommit=True)
     )
@@ -181,7 +212,7 @@ async def _start(
         counters=counters,
         max_age_s=config.nats_max_age_ms / 1000,
     )
-    return await stack.enter_async_context(relay)
+    return await stack.enter_async_context(relay), lock_conn
 
 
 async def run(config: ProcessorConfig) -> None:
@@ -196,19 +227,20 @@ async def run(config: ProcessorConfig) -> None:
     reporter: asyncio.Task[None] | None = None
     async with _StopRequests() as stop, contextlib.AsyncExitStack() as stack:
         try:
-            relay = await stop.unless_stopped(_start(config, stack, counters))
+            started = await stop.unless_stopped(_start(config, stack, counters))
         except Exception as exc:
             # e.g. a stream holding another log's events (RelayError), JetStream refusing the
             # stream: the parent logs the reason and tries again later
             _say(f"failed {' '.join(str(exc).split()) or repr(exc)}")
             raise
-        if relay is None:
+        if started is None:
             log.info("relay_worker_stopped_before_ready")
             return
+        relay, lock_conn = started
         try:
             _say(f"ready {relay.published_seq}")
             reporter = asyncio.create_task(_report(relay), name="relay-report")
-            await _until_stopped_or_failed(relay, stop)
+            await _until_stopped_or_failed(relay, stop, lock_conn)
             await stack.aclose()  # drains after a stop; raises the relay's failure (restarted)
         finally:
             await cancel_and_wait(reporter)

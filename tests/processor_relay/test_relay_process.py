@@ -82,6 +82,42 @@ async def test_a_killed_worker_is_restarted_and_nothing_is_published_twice(
     assert counters.events_published == total
 
 
+async def _relay_lock_holders(database_url: str) -> list[int]:
+    """The sessions holding the relay lock (an advisory lock; the relay's is the only one)."""
+    async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
+        cur = await conn.execute(
+            "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted"
+            " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+        )
+        return [int(pid) for (pid,) in await cur.fetchall()]
+
+
+async def test_a_worker_that_lost_the_relay_lock_is_replaced_by_one_holding_it(
+    pool: Pool, database_url: str, nats_url: str, stream_name: str
+) -> None:
+    """The session holding the relay lock is cut (a database restart does that): PostgreSQL
+    released the lock, so another processor's relay could take it. The worker notices, stops
+    publishing and is replaced by one that takes the lock again; every event once. (It used
+    to go on publishing without the lock for as long as it lived.)"""
+    counters = ProcessorCounters()
+    async with RelayProcess(
+        config=_config(database_url, nats_url, stream_name), counters=counters, restart_delay_s=0.1
+    ) as relay:
+        await append_trade_events(pool, 30)
+        await _until(lambda: relay.published_seq == 30, "the first events")
+        [holder] = await _relay_lock_holders(database_url)
+        async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
+            await conn.execute("SELECT pg_terminate_backend(%s)", (holder,))
+        await _until(lambda: relay.starts == 2 and relay.ready, "a new worker")
+        await append_trade_events(pool, 30)
+        await _until(lambda: relay.published_seq == 60, "the rest published")
+        holders = await _relay_lock_holders(database_url)
+    assert len(holders) == 1
+    assert holders != [holder]
+    assert await _stream_sequences(nats_url, stream_name) == list(range(1, 61))
+    assert counters.events_published == 60
+
+
 async def test_a_hung_worker_is_replaced_and_nothing_is_published_twice(
     pool: Pool, database_url: str, nats_url: str, stream_name: str
 ) -> None:
