@@ -358,6 +358,11 @@ class LiveHub:
                 if tracker is not None:
                     self._detach(tracker, subscriber)
 
+    @property
+    def closed(self) -> bool:
+        """Whether the service is stopping (its streams ended by :meth:`close`)."""
+        return self._closed
+
     def close(self) -> None:
         """End every live stream (shutdown)."""
         self._closed = True

@@ -182,6 +182,12 @@ class VwapServicer(vwap_pb2_grpc.VwapServiceServicer):
                     grpc.StatusCode.UNAVAILABLE,
                     f"the live state missed a change ({sub.lost}); subscribe again",
                 )
+            if self._hub.closed:  # not the end of the data: a client is to reconnect
+                await context.abort(
+                    grpc.StatusCode.UNAVAILABLE,
+                    "the VWAP service is stopping; subscribe again (to another instance, or"
+                    " once it is back)",
+                )
         except (LiveStateUnavailable, psycopg.Error) as exc:
             await _abort(context, exc)
 

@@ -497,6 +497,26 @@ async def test_a_correction_past_the_revision_horizon_ends_the_stream_with_the_r
     assert "GetVwapSeries" in details
 
 
+async def test_a_stream_open_when_the_service_stops_ends_unavailable(
+    start_vwap: VwapStarter, processor: FakeProcessor
+) -> None:
+    """A graceful stop ends open streams UNAVAILABLE saying to subscribe again: a client
+    reconnects (to another instance, or once it is back). It used to end them with OK, which
+    reads as the end of the data."""
+    await processor.trade(_t(1, 1_000, "100"))
+    async with start_vwap() as (running, _):
+        channel = grpc.aio.insecure_channel(running.address)
+        call = vwap_pb2_grpc.VwapServiceStub(channel).StreamVwap(  # type: ignore[no-untyped-call]
+            _btc_request()
+        )
+        first = await asyncio.wait_for(call.read(), timeout=10)
+    async with channel:
+        ended = await _status_at_end(call)
+    assert _is_live(first)
+    assert ended.code() == grpc.StatusCode.UNAVAILABLE
+    assert "the VWAP service is stopping; subscribe again" in (ended.details() or "")
+
+
 async def test_a_stuck_subscriber_does_not_hold_back_the_others(
     start_vwap: VwapStarter, processor: FakeProcessor
 ) -> None:

@@ -118,7 +118,8 @@ class VwapServiceServicer:
         apply a processor event of a followed symbol, or when a correction changed closed points
         sent longer ago than VWAP_REVISION_HORIZON (1 h), which can no longer be revised (the
         live state may miss a change: subscribe again, to state read afresh, and read past points
-        with GetVwapSeries).
+        with GetVwapSeries), and when the service stops (subscribe again, to another instance or
+        once it is back). A stream never ends with OK.
 
         Conflation: a live update (closed = false) not yet sent to this subscriber is replaced by a
         newer live update of the same symbol and step, which moves to the back of the
