@@ -18,7 +18,8 @@ from processor.head_watch import HeadWatcher
 from processor.ingest.config import IngestConfig
 from processor.ingest.feed import wall_clock_ms
 from processor.ingest.service import IngestService
-from processor.provider_clock import ProviderClock
+from processor.ingest.storage import recent_feed_lags
+from processor.provider_clock import SAMPLES, ProviderClock
 from processor.reconcile.config import ReconcileConfig
 from processor.reconcile.scheduler import Reconciler
 from processor.relay_process import RelayProcess
@@ -105,6 +106,8 @@ async def run_processor(config: ProcessorConfig) -> AsyncIterator[RunningProcess
         )
         # What has settled is judged on the provider's clock as the feed shows it.
         provider_clock = ProviderClock(wall_clock_ms)
+        async with pool.connection() as conn:
+            provider_clock.seed(await recent_feed_lags(conn, config.symbols, SAMPLES))
         reconciler = await stack.enter_async_context(
             Reconciler(
                 pool=pool,

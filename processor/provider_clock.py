@@ -10,14 +10,18 @@ recent trades of ``received - ts`` (typical delivery latency plus the clock offs
 positive. The median is robust to a few wrong times (a frame with a corrupt timestamp) and to
 delayed or reordered frames, which only make it later (the safe side: a window is verified a
 little later). A provider ahead of this machine changes nothing (its trades have settled
-sooner). With no trades yet, or while the feed is quiet, the last estimate stays.
+sooner). While the feed is quiet the last estimate stays; at start it is seeded with the lags
+of the newest stored feed trades (a restarted processor plans its first turn before the feed
+delivers anything, with a watermark in the past). A backlog of old trades (more than half the
+samples) holds it back by the backlog's age until as many fresh trades replace them: a delay of
+verification, never a loss.
 """
 
 from __future__ import annotations
 
 import statistics
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 #: Recent trades whose delivery lag the estimate takes the median of.
 SAMPLES = 512
@@ -29,6 +33,10 @@ class ProviderClock:
     def __init__(self, clock_ms: Callable[[], int], *, samples: int = SAMPLES) -> None:
         self._clock_ms = clock_ms
         self._lags: deque[int] = deque(maxlen=samples)
+
+    def seed(self, lags: Iterable[int]) -> None:
+        """Start from these ``received - ts`` lags (the newest stored feed trades')."""
+        self._lags.extend(lags)
 
     def observe(self, ts_ms: int, received_ms: int) -> None:
         """A trade stamped ``ts_ms`` by the provider arrived at ``received_ms`` (this clock)."""

@@ -123,6 +123,26 @@ WHERE symbol = %s AND source = 'ws' ORDER BY ts DESC, trade_id DESC LIMIT 1
 """
 
 
+#: How late the newest stored feed trades of a symbol arrived (received_at - ts, in ms).
+FEED_LAGS_SQL = """
+SELECT ts, received_at FROM trades
+WHERE symbol = %s AND source = 'ws' ORDER BY ts DESC, trade_id DESC LIMIT %s
+"""
+
+
+async def recent_feed_lags(conn: Connection, symbols: Iterable[str], limit: int) -> list[int]:
+    """``received - ts`` in ms of the newest ``limit`` stored feed trades of ``symbols``, oldest
+    first (what the provider clock knew before a restart)."""
+    newest: list[tuple[int, int]] = []
+    for symbol in symbols:
+        cur = await conn.execute(FEED_LAGS_SQL, (symbol, limit))
+        for ts, received_at in await cur.fetchall():
+            ts_ms = ms_from_datetime(ts)
+            newest.append((ts_ms, ms_from_datetime(received_at) - ts_ms))
+    newest.sort()
+    return [lag for _, lag in newest[-limit:]] if limit > 0 else []
+
+
 def datetime_from_ms(ms: int) -> datetime:
     """The UTC instant ``ms`` milliseconds after the epoch (exact, no float)."""
     return EPOCH + timedelta(milliseconds=ms)
