@@ -8,6 +8,10 @@ from dataclasses import dataclass, field
 from tradekit.config import ConfigError, Env, Setting
 from tradekit.grpc_server import KEEPALIVE_SETTINGS, Keepalive
 
+#: Shortest VWAP_REVISION_HORIZON: reconciliation corrects trades a settle delay and a window
+#: (70 s by default) after they happen, and a correction past the horizon ends the streams.
+MIN_REVISION_HORIZON_MS = 300_000
+
 #: Most batch lanes: each holds a pool connection (the pool has 20) while its statement runs.
 MAX_BATCH_LANES = 8
 
@@ -38,7 +42,8 @@ SETTINGS = (
         "VWAP_REVISION_HORIZON",
         "1h",
         "How long emitted closed StreamVwap points stay open to revisions (a correction of an"
-        " older one ends its streams UNAVAILABLE: read past points with GetVwapSeries)",
+        " older one ends its streams UNAVAILABLE: read past points with GetVwapSeries); at"
+        " least 5m, well over the processor's SETTLE_DELAY + RECONCILE_WINDOW",
     ),
     Setting(
         "VWAP_CLOSE_ON_CLOCK",
@@ -180,7 +185,9 @@ class VwapConfig:
             cache_size=env.integer("VWAP_CACHE_SIZE", minimum=0),
             live_max_trades=env.integer("VWAP_LIVE_MAX_TRADES", minimum=1),
             cache_min_age_ms=env.duration_ms("VWAP_CACHE_MIN_AGE"),
-            revision_horizon_ms=env.duration_ms("VWAP_REVISION_HORIZON"),
+            revision_horizon_ms=env.duration_ms(
+                "VWAP_REVISION_HORIZON", minimum=MIN_REVISION_HORIZON_MS
+            ),
             close_on_clock=env.boolean("VWAP_CLOSE_ON_CLOCK"),
             close_grace_ms=env.duration_ms("VWAP_CLOSE_GRACE"),
             batch_lanes=lanes,

@@ -111,6 +111,9 @@ class RollingWindow:
         self._first_closed: int | None = None
         self._forgotten_through: int | None = None
         self._last_boundary: int | None = None
+        #: Before the first trade: the newest boundary the clock has passed (a first trade
+        #: older than it closes nothing up to it: those points are history).
+        self._idle_through: int | None = None
         for trade in sorted(trades, key=lambda t: t.sort_key):
             self._insert(trade)
         if self._keys:
@@ -239,7 +242,11 @@ class RollingWindow:
             out.append(self._close(boundary, sequence))
         # The clock may have closed boundaries past this trade already (a late trade on an
         # idle symbol): the last closed boundary never moves back, or they would close again.
-        if self._last_boundary is None or latest > self._last_boundary:
+        if self._last_boundary is None:
+            # the first trade: an old one (a backfill) must not make the clock close every
+            # boundary from it up to now on its next tick
+            self._last_boundary = max(latest, self._idle_through or latest)
+        elif latest > self._last_boundary:
             self._last_boundary = latest
         new_end = newest_ts + 1
         old_end = self.end_ms
@@ -273,9 +280,10 @@ class RollingWindow:
     def close_through(self, now_ms: int, sequence: int) -> list[Message]:
         """Close the step boundaries up to ``now_ms`` when no trade arrived to close them (an
         idle symbol still gets its closed points); the live end does not move."""
-        if self._last_boundary is None:
-            return []
         latest = now_ms - now_ms % self.step_ms
+        if self._last_boundary is None:
+            self._idle_through = max(latest, self._idle_through or latest)
+            return []
         first = self._first_to_close(latest)
         out: list[Message] = []
         for boundary in range(first, latest + 1, self.step_ms):
@@ -290,18 +298,24 @@ class RollingWindow:
         closing them on the next tick would send a new subscriber of a symbol idle since its
         newest trade up to a revision horizon of points at once (3,600 per symbol for a 1 s
         step), past its queue's bound before it could read any."""
-        if self._last_boundary is None:
-            return  # no trade yet: closed points start after the first
         latest = now_ms - now_ms % self.step_ms
+        if self._last_boundary is None:  # no trade yet: closed points start after the first
+            self._idle_through = max(latest, self._idle_through or latest)
+            return
         if latest > self._last_boundary:
             self._last_boundary = latest
             self._prune()
 
     def _touches_forgotten(self, trade: Trade | None) -> bool:
-        """Whether ``trade``'s time may lie in an emitted closed point no longer kept."""
+        """Whether ``trade``'s time lies in an emitted closed point no longer kept: a boundary
+        ``E`` on the step grid with ``t < E <= t + window`` between the first point sent and
+        the newest forgotten (boundaries skipped after an idle gap count as sent: the
+        safe side)."""
         if trade is None or self._first_closed is None or self._forgotten_through is None:
             return False
-        return self._first_closed - self.window_ms <= trade.ts_ms < self._forgotten_through
+        step = self.step_ms
+        lowest = max(trade.ts_ms // step * step + step, self._first_closed)
+        return lowest <= min(trade.ts_ms + self.window_ms, self._forgotten_through)
 
     def _revise(
         self, old: Trade | None, new: Trade | None, reason: str, sequence: int

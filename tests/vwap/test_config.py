@@ -53,6 +53,8 @@ def test_values_are_parsed() -> None:
         ("VWAP_STREAM_STUCK_AFTER", "soon"),
         ("VWAP_STREAM_STALLED_AFTER", "0ms"),
         ("VWAP_STREAM_STALLED_AFTER", "10ms"),  # a typo for 10s: healthy streams would end
+        # under ordinary reconciliation's delay: its corrections would end the streams
+        ("VWAP_REVISION_HORIZON", "30s"),
     ],
 )
 def test_bad_values_name_the_variable(name: str, value: str) -> None:

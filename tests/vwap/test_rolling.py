@@ -237,6 +237,44 @@ def test_a_change_to_a_point_past_the_revision_horizon_says_it_cannot_be_revised
     assert any(isinstance(m, Revision) for m in kept)
 
 
+def test_a_change_inside_no_forgotten_point_is_not_taken_for_one() -> None:
+    """A 1 s window on a 1 min step: each point covers the last second of its minute. A trade
+    older than the horizon in the middle of a minute lies in no point sent, so it is nothing
+    to revise (the first check took the whole span as covered and ended the streams), while
+    one in the last second of a forgotten minute is."""
+    hour = 3_600_000
+    rolling = RollingWindow("BTC", window_ms=1_000, step_ms=60_000, retention_ms=hour)
+    rolling.on_trade(Trade("BTC", 1, 0, Decimal("10"), Decimal("1")), 1)
+    for now in range(60_000, 3 * hour, 60_000):
+        rolling.close_through(now, 2)
+    middle = Trade("BTC", 2, 10 * 60_000 + 30_000, Decimal("10"), Decimal("1"))
+    last_second = Trade("BTC", 3, 11 * 60_000 - 500, Decimal("10"), Decimal("1"))
+    quiet = rolling.on_correction(None, middle, correction_id=1, kind="inserted", sequence=3)
+    lost = rolling.on_correction(None, last_second, correction_id=2, kind="inserted", sequence=4)
+    assert not any(isinstance(m, RevisionsLost) for m in quiet)
+    assert [type(m) for m in lost][:1] == [RevisionsLost]
+
+
+def test_an_old_first_trade_does_not_close_every_boundary_since() -> None:
+    """A state with no trade yet, the clock at 10 h: its first trade is two hours old (a
+    backfill). The next tick closes the boundaries after the clock's, not a horizon's worth
+    from the trade on (3,600 at a 1 s step: a new subscriber cut off as a slow reader)."""
+    hour = 3_600_000
+    now = 10 * hour
+    rolling = RollingWindow("BTC", window_ms=60_000, step_ms=1_000, retention_ms=hour)
+    rolling.take_closed_through(now)
+    rolling.on_correction(
+        None,
+        Trade("BTC", 1, now - 2 * hour, Decimal("10"), Decimal("1")),
+        correction_id=1,
+        kind="inserted",
+        sequence=1,
+    )
+    out = rolling.close_through(now + 2_500, 2)
+    closed = [m.point.end_ms for m in out if isinstance(m, Update) and m.closed]
+    assert closed == [now + 1_000, now + 2_000]
+
+
 def test_points_are_verified_only_up_to_the_watermark() -> None:
     """Points ending at or before verified_until say verified; later ones do not."""
     rolling = RollingWindow("BTC", window_ms=10, step_ms=5, retention_ms=1000, verified_until_ms=20)
