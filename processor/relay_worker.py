@@ -50,8 +50,11 @@ REPORT_INTERVAL_S = 0.05
 STOP_BOUND_S = 15.0
 STOP_HUNG_STATUS = 3
 RELAY_LOCK_SQL = "SELECT pg_advisory_lock(hashtextextended('event-relay', 0))"
-#: How often the worker checks the connection holding the relay lock is still there.
+#: How often the worker checks the connection holding the relay lock is still there, and how
+#: long the check may take (a database host gone without a reset leaves it hanging for as long
+#: as TCP retransmits, about 15 min, while a new primary hands the lock to another relay).
 LOCK_CHECK_S = 1.0
+LOCK_CHECK_TIMEOUT_S = 5.0
 _PR_SET_PDEATHSIG = 1
 _T = TypeVar("_T")
 
@@ -153,8 +156,9 @@ async def _lock_lost(lock_conn: psycopg.AsyncConnection[Any]) -> None:
     while True:
         await asyncio.sleep(LOCK_CHECK_S)
         try:
-            await lock_conn.execute("SELECT 1")
-        except psycopg.Error as exc:
+            async with asyncio.timeout(LOCK_CHECK_TIMEOUT_S):
+                await lock_conn.execute("SELECT 1")
+        except (psycopg.Error, TimeoutError) as exc:
             raise RelayLockLost(
                 "the connection holding the relay lock was lost"
                 f" ({' '.join(str(exc).split()) or type(exc).__name__}): restarting to take it"
