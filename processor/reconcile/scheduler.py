@@ -108,6 +108,7 @@ class Reconciler:
         self._fetch_slots = asyncio.Semaphore(config.concurrency)
 
     async def __aenter__(self) -> Reconciler:
+        await self._create_symbol_rows()
         async with AsyncExitStack() as stack:
             await stack.enter_async_context(self._client)
             group = await stack.enter_async_context(asyncio.TaskGroup())
@@ -157,6 +158,20 @@ class Reconciler:
         if self._timescale:
             await self.refresh_aggregates()
         return results
+
+    async def _create_symbol_rows(self) -> None:
+        """Each symbol's row (its watermark at the current window's start) before the loop
+        starts, so before the processor's feed does: a trade stored before the first plan made
+        the row would lie below the watermark it set, never verified (the ingest drops those
+        once the row exists: the verified history begins where the processor first ran). With
+        the database away the first plan makes them."""
+        initial = self._clock() // self._config.window_ms * self._config.window_ms
+        try:
+            async with self._pool.connection() as conn, conn.transaction():
+                for symbol in self._symbols:
+                    await storage.ensure_symbol(conn, symbol, initial)
+        except psycopg.OperationalError as exc:
+            log.error("symbol_rows_not_created", error=str(exc).strip())
 
     async def _plan(self, symbol: str, now_ms: int) -> list[TimeWindow]:
         cfg = self._config

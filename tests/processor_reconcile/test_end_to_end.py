@@ -254,3 +254,35 @@ async def test_a_backfill_is_bounded_before_any_work(pool: Pool, provider: Provi
     async with pool.connection() as conn:
         assert await storage.verified_range(conn, "DOGE") is None
         assert await storage.verified_range(conn, "BTC") is None
+
+
+async def test_the_symbol_rows_are_made_before_the_first_turn(
+    pool: Pool, provider: Provider
+) -> None:
+    """Entering the reconciler makes each symbol's row (its watermark at the current window's
+    start) before its loop runs, so before the processor starts its feed: a trade stored
+    before the first turn made the row would lie below the watermark that turn set, never
+    verified (found by review). The clock reads an earlier window while entering than after:
+    the rows carry the earlier one."""
+    width = CONFIG.window_ms
+    entering = [True]
+    now = provider.clock()
+
+    def clock() -> int:
+        return now - 10 * width if entering[0] else now
+
+    reconciler = Reconciler(
+        pool=pool,
+        proxy_address=provider.proxy_address,
+        symbols=["BTC"],
+        counters=ProcessorCounters(),
+        config=CONFIG,
+        storage_mode_timescale=False,
+        clock=clock,
+    )
+    async with reconciler:
+        entering[0] = False  # at once: the loop has not run yet
+        async with pool.connection() as conn:
+            found = await storage.verified_range(conn, "BTC")
+    assert found is not None
+    assert found.from_ms == (now - 10 * width) // width * width
