@@ -52,7 +52,8 @@ STOP_HUNG_STATUS = 3
 RELAY_LOCK_SQL = "SELECT pg_advisory_lock(hashtextextended('event-relay', 0))"
 #: How often the worker checks the connection holding the relay lock is still there, and how
 #: long the check may take (a database host gone without a reset leaves it hanging for as long
-#: as TCP retransmits, about 15 min, while a new primary hands the lock to another relay).
+#: as TCP retransmits, about 15 min, while a new primary hands the lock to another relay;
+#: cancelling the hung check then takes psycopg up to 10 s more).
 LOCK_CHECK_S = 1.0
 LOCK_CHECK_TIMEOUT_S = 5.0
 _PR_SET_PDEATHSIG = 1

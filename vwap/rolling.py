@@ -111,8 +111,8 @@ class RollingWindow:
         self._first_closed: int | None = None
         self._forgotten_through: int | None = None
         self._last_boundary: int | None = None
-        #: Before the first trade: the newest boundary the clock has passed (a first trade
-        #: older than it closes nothing up to it: those points are history).
+        #: Before the first trade: the clock's boundary when the state was loaded (a first
+        #: trade older than it, a backfill, closes nothing up to it: those points are history).
         self._idle_through: int | None = None
         for trade in sorted(trades, key=lambda t: t.sort_key):
             self._insert(trade)
@@ -280,10 +280,11 @@ class RollingWindow:
     def close_through(self, now_ms: int, sequence: int) -> list[Message]:
         """Close the step boundaries up to ``now_ms`` when no trade arrived to close them (an
         idle symbol still gets its closed points); the live end does not move."""
-        latest = now_ms - now_ms % self.step_ms
         if self._last_boundary is None:
-            self._idle_through = max(latest, self._idle_through or latest)
+            # (not the clock's boundary as history: a live first trade arriving later than
+            # the grace would lose the points after the subscription that hold it)
             return []
+        latest = now_ms - now_ms % self.step_ms
         first = self._first_to_close(latest)
         out: list[Message] = []
         for boundary in range(first, latest + 1, self.step_ms):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 from fractions import Fraction
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -273,6 +274,30 @@ def test_an_old_first_trade_does_not_close_every_boundary_since() -> None:
     out = rolling.close_through(now + 2_500, 2)
     closed = [m.point.end_ms for m in out if isinstance(m, Update) and m.closed]
     assert closed == [now + 1_000, now + 2_000]
+
+
+@pytest.mark.parametrize("loaded_empty", [True, False])
+def test_a_live_trade_arriving_after_the_grace_still_gets_its_closed_point(
+    loaded_empty: bool,
+) -> None:
+    """Subscribed at T (the clock at T - 2 s grace), a trade stamped T + 200 ms is delivered
+    3 s later, after the clock passed its boundary: the point at T + 1 s holding it is still
+    sent, whether the state was loaded with a trade or empty (found by review: an empty state
+    took the clock's boundary as history and skipped it for good)."""
+    t0 = 1_000_000
+    trades = [] if loaded_empty else [Trade("BTC", 1, t0 - 50_000, Decimal("9"), Decimal("1"))]
+    rolling = RollingWindow(
+        "BTC", window_ms=60_000, step_ms=1_000, retention_ms=3_600_000, trades=trades
+    )
+    rolling.take_closed_through(t0 - 2_000)
+    rolling.close_through(t0 - 1_500, 1)
+    rolling.close_through(t0 + 1_200, 2)  # the tick before the trade arrives
+    out = rolling.on_trade(Trade("BTC", 2, t0 + 200, Decimal("10"), Decimal("1")), 3)
+    out += rolling.close_through(t0 + 5_000, 4)
+    sent = {m.point.end_ms: m.point for m in out if isinstance(m, Update) and m.closed}
+    sent |= {m.new.end_ms: m.new for m in out if isinstance(m, Revision)}
+    assert t0 + 1_000 in sent
+    assert sent[t0 + 1_000].sums.notional == (Decimal(10) if loaded_empty else Decimal(19))
 
 
 def test_points_are_verified_only_up_to_the_watermark() -> None:
